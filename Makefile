@@ -1,0 +1,30 @@
+# Two entry points: `make demo` and `make test`. Both create .venv if missing and install into it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.irsam2-installed
+
+.PHONY: install demo test lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e '.[dev,onnx,video]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/irsam2 demo --out runs/demo
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q -ra
+
+clean:
+	rm -rf runs build *.egg-info src/*.egg-info .pytest_cache
