@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"irsam2.commands.{module_name}")
+        try:
+            module = importlib.import_module(f"irsam2.commands.{module_name}")
+        except ModuleNotFoundError as e:  # tolerated only for the command module itself (tests assert all exist)
+            if e.name != f"irsam2.commands.{module_name}":
+                raise
+            continue
         p = sub.add_parser(
             name,
             help=module.HELP.splitlines()[0],
