@@ -1,0 +1,53 @@
+"""Conventional losses of the paper's Table 3 (spec section 7, "Other losses"): BCE, soft IoU, Dice.
+
+Each is applied to every output and summed with equal weight, like CSA; ``flags`` are accepted and ignored.
+Soft IoU and Dice are per image and averaged over the batch, with the usual IRSTD smoothing of 1 (so an image
+without targets and without prediction costs ~0 and false alarms on it still get a gradient).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from irsam2.losses.base import SupervisedLoss
+from irsam2.losses.schedule import LossFlags
+
+
+class BCELoss(SupervisedLoss):
+    """Binary cross-entropy on the logits, mean over pixels (Table 3, "BCE loss" [36])."""
+
+    def total(self, logits: torch.Tensor, mask: torch.Tensor, ctx: Any, flags: LossFlags) -> torch.Tensor:
+        # K outputs of equal size: the sum of their means is K times the mean over all of them.
+        return F.binary_cross_entropy_with_logits(logits, mask.expand_as(logits)) * logits.shape[0]
+
+
+class SoftIoULoss(SupervisedLoss):
+    """``1 - mean_b (I + s) / (P + G - I + s)`` with p = sigmoid(logit) (Table 3, "IoU loss" [37])."""
+
+    def __init__(self, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.smooth = float(smooth)
+
+    def total(self, logits: torch.Tensor, mask: torch.Tensor, ctx: Any, flags: LossFlags) -> torch.Tensor:
+        p = torch.sigmoid(logits).flatten(-3)  # (K, B, HW)
+        g = mask.flatten(-3)
+        inter = (p * g).sum(-1)
+        union = p.sum(-1) + g.sum(-1) - inter
+        return (1.0 - ((inter + self.smooth) / (union + self.smooth)).mean(-1)).sum()
+
+
+class DiceLoss(SupervisedLoss):
+    """``1 - mean_b (2 I + s) / (P + G + s)`` (Table 3 family, "Dice" [38])."""
+
+    def __init__(self, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.smooth = float(smooth)
+
+    def total(self, logits: torch.Tensor, mask: torch.Tensor, ctx: Any, flags: LossFlags) -> torch.Tensor:
+        p = torch.sigmoid(logits).flatten(-3)  # (K, B, HW)
+        g = mask.flatten(-3)
+        inter = (p * g).sum(-1)
+        return (1.0 - ((2.0 * inter + self.smooth) / (p.sum(-1) + g.sum(-1) + self.smooth)).mean(-1)).sum()
