@@ -20,6 +20,15 @@ from irsam2.utils import UserError
 
 FORMAT = "irsam2"
 FORMAT_VERSION = 1
+_LOAD_ERRORS = (
+    zipfile.BadZipFile,
+    EOFError,
+    pickle.UnpicklingError,
+    RuntimeError,
+    ValueError,
+    IndexError,
+    KeyError,
+)
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -61,7 +70,8 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
         raise UserError(f"{path}: the file is empty (an interrupted download or copy?)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as e:
+    # IndexError/KeyError: what the weights-only unpickler raises on a file that is no pickle at all (e.g. text)
+    except _LOAD_ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(
             f"{path}: not a readable PyTorch checkpoint (truncated, corrupt, or another kind of file): {msg}"
@@ -117,7 +127,9 @@ def model_from_checkpoint(
         result = model.load_state_dict(ckpt["model"], strict=False)
     except RuntimeError as e:  # shape mismatches: a checkpoint of another architecture
         first = str(e).strip().splitlines()
-        raise UserError(f"{path}: weights do not fit the model {cfg.get('name')!r}: {' '.join(first[1:3])}") from e
+        raise UserError(
+            f"{path}: weights do not fit the model {cfg.get('name')!r}: {' '.join(first[1:3])}"
+        ) from e
     if result.missing_keys or result.unexpected_keys:
         raise UserError(
             f"{path}: weights do not match the model {cfg.get('name')!r}: "

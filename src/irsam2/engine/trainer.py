@@ -1,0 +1,818 @@
+"""The training engine: the paper's recipe (spec section 8), the release's loss schedule and gate (spec 7).
+
+``train(config) -> TrainResult`` runs a whole training: Adan with per-epoch cosine annealing, gradient
+accumulation up to the recipe's batch, CUDA autocast (bf16/fp16) or plain CPU, the loss schedule whose gate is
+measured on the *validation* split carved from the training split (never the test split), checkpoints ``last``
+(every epoch) and ``best`` (validation IoU), TensorBoard scalars, a CSV log and a tqdm bar.
+
+Resuming. Data order and augmentation randomness are a function of ``(seed, epoch, rank)``: at the start of
+every epoch the sampler, the loader's generator and the process RNGs are reseeded from it, so a run resumed
+from an epoch-boundary checkpoint reproduces the uninterrupted run's losses. A stop inside an epoch (Ctrl-C,
+time budget) saves the position in the epoch and the RNG states; resuming skips the samples already seen and
+restores the RNGs, which is exact with ``data.workers = 0`` (with worker processes the augmentation draws are
+reassigned). A run killed with SIGKILL resumes from the last epoch boundary, losing at most one epoch.
+
+Several processes (torchrun): DistributedDataParallel, each rank sees a disjoint shard of every epoch's order,
+validation metrics are reduced across ranks, and only rank 0 writes files."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from torch.utils.data.distributed import DistributedSampler
+
+from irsam2.checkpoint import atomic_save, load_irsam2_checkpoint, model_payload
+from irsam2.engine import distributed as D
+from irsam2.engine.config import Config, config_from_dict, load_config, save_config
+from irsam2.utils import UserError, logger
+
+CKPT_LAST = "last.pt"
+CKPT_BEST = "best.pt"
+LOG_CSV = "log.csv"
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the message names the files of the offending batch."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced (paths are None on ranks other than 0)."""
+
+    out_dir: Path
+    last: Path | None
+    best: Path | None
+    history: list[dict[str, Any]]
+    epochs_done: int
+    status: str  # "completed" | "time_budget" | "interrupted" | "stopped"
+    best_val_iou: float | None
+    step_losses: list[float] = field(default_factory=list)  # this process's per-optimizer-step losses
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "last": str(self.last) if self.last else None,
+            "best": str(self.best) if self.best else None,
+            "epochs_done": self.epochs_done,
+            "status": self.status,
+            "best_val_iou": self.best_val_iou,
+        }
+
+
+# ----------------------------------------------------------------------------------------------------
+# RNG states as checkpoint-safe values (tensors and plain lists: loadable with weights_only=True)
+
+
+def derive_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (seed, epoch, rank, stream)."""
+    return int(
+        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1
+    )
+
+
+def seed_process(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - the global RNG is what we make reproducible
+    torch.manual_seed(seed)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    py = random.getstate()
+    np_state = np.random.get_state()  # noqa: NPY002
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": [int(py[0]), [int(v) for v in py[1]], py[2]],
+        "numpy": [
+            str(np_state[0]),
+            np.asarray(np_state[1]).astype(np.int64).tolist(),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [t.cpu() for t in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    py = state["python"]
+    random.setstate((int(py[0]), tuple(int(v) for v in py[1]), py[2]))
+    npst = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (npst[0], np.asarray(npst[1], dtype=np.uint32), int(npst[2]), int(npst[3]), float(npst[4]))
+    )
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([t.cpu().to(torch.uint8) for t in cuda])
+
+
+# ----------------------------------------------------------------------------------------------------
+# samplers and loaders
+
+
+class _SkipSampler(Sampler[int]):
+    """The first ``skip`` indices of another sampler left out (resuming inside an epoch)."""
+
+    def __init__(self, base: Sampler[int], skip: int) -> None:
+        self.base, self.skip = base, int(skip)
+
+    def __iter__(self) -> Iterator[int]:
+        for i, idx in enumerate(self.base):
+            if i >= self.skip:
+                yield idx
+
+    def __len__(self) -> int:
+        return max(len(self.base) - self.skip, 0)  # type: ignore[arg-type]
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; numpy and random follow it so augmentation is
+    # reproducible from (seed, epoch).
+    s = torch.initial_seed() % (2**32)
+    np.random.seed(s)  # noqa: NPY002
+    random.seed(s)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+class _StopFlag:
+    """First SIGINT: stop after the current optimizer step (and save); a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.reason = "interrupted"
+        self._old: dict[int, Any] = {}
+
+    def request(self, reason: str = "stopped") -> None:
+        self.requested, self.reason = True, reason
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested, self.reason = True, "interrupted"
+        logger.warning("interrupt: finishing the current step and saving (press Ctrl-C again to abort)")
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM too: schedulers and torchrun's agent send it before killing a job
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True)
+            if k == "image" and channels_last:
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _batch_files(batch: dict[str, Any]) -> list[str]:
+    return [str(p) for p in batch.get("path", batch.get("stem", []))]
+
+
+def _freeze_bn(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+class Trainer:
+    """One training run; see the module docstring. Most users call :func:`train`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        resume: str | Path | bool | None = None,
+        on_step: Callable[[Trainer, dict[str, Any]], None] | None = None,
+        on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.resume = resume
+        self.on_step = on_step
+        self.on_epoch = on_epoch
+        self.stop = _StopFlag()
+        self.history: list[dict[str, Any]] = []
+        self.step_losses: list[float] = []
+        self.best_iou: float | None = None
+        self.epoch = 0  # completed epochs
+        self.step_in_epoch = 0  # optimizer steps done in the current, unfinished epoch
+        self.global_step = 0
+        self._writer: Any = None
+        self._val_time = 0.0
+
+    # -- set-up --------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.dist = D.setup(cfg.train.device)
+        self.device = self.dist.device
+        if cfg.train.sync_bn and self.dist.distributed and self.device.type != "cuda":
+            raise UserError(
+                "config key 'train.sync_bn': SyncBatchNorm needs CUDA (use train.freeze_bn on CPU)"
+            )
+        world = self.dist.world_size
+        micro = cfg.train.micro_batch or max(cfg.train.batch_size // world, 1)
+        if cfg.train.batch_size % (micro * world):
+            raise UserError(
+                f"config key 'train.batch_size' ({cfg.train.batch_size}) must be a multiple of "
+                f"train.micro_batch ({micro}) x processes ({world})"
+            )
+        self.micro = micro
+        self.accum = cfg.train.batch_size // (micro * world)
+        self.amp_dtype = self._amp_dtype()
+        self._build_data()
+        seed_process(cfg.train.seed)  # the same initial weights on every rank and in every run of this seed
+        self._build_model()
+        self._build_optim()
+        self._build_loss()
+        if self.resume:
+            self._load_resume()
+        self._apply_gate()
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.cfg.train.amp
+        if amp == "none" or (amp == "auto" and self.device.type != "cuda"):
+            return None
+        if amp == "fp16" and self.device.type != "cuda":
+            raise UserError("config key 'train.amp': fp16 autocast needs CUDA (use bf16 or none on CPU)")
+        if amp == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if amp == "bf16" else torch.float16
+
+    def _build_data(self) -> None:
+        from irsam2.engine.data_setup import build_training_data
+
+        # rank 0 first: it writes the validation split file that the other ranks then read
+        if self.dist.is_main:
+            self.data = build_training_data(self.cfg, is_main=True)
+        D.barrier(self.dist)
+        if not self.dist.is_main:
+            self.data = build_training_data(self.cfg, is_main=False)
+        n = len(self.data.train)
+        per_step = self.micro * self.dist.world_size
+        if n < per_step:
+            raise UserError(
+                f"the training split has {n} images, fewer than one step's {per_step} "
+                "(train.micro_batch x processes)"
+            )
+
+    def _build_model(self) -> None:
+        from irsam2.models import create_model
+
+        mc = self.cfg.model
+        overrides = dict(mc.overrides)
+        try:
+            model = create_model(mc.name, variant=mc.variant, pretrained=mc.pretrained, **overrides)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"config key 'model': {e}") from e
+        if self.cfg.train.sync_bn and self.dist.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(self.device)
+        if self.cfg.train.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model_core = model
+        if self.dist.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # the gated head and ablation switches leave parameters unused in some steps
+            self.model: nn.Module = nn.parallel.DistributedDataParallel(
+                model, device_ids=ids, find_unused_parameters=True
+            )
+        else:
+            self.model = model
+
+    def _build_optim(self) -> None:
+        oc, sc = self.cfg.optim, self.cfg.sched
+        params = [p for p in self.model_core.parameters() if p.requires_grad]
+        if not params:
+            raise UserError("the model has no trainable parameters (frozen trunk and everything else?)")
+        if oc.name == "adan":
+            from pytorch_optimizer import Adan
+
+            # Adan's reference form: proximal (non-decoupled) weight decay, as pytorch-optimizer's default
+            self.optimizer = Adan(
+                params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
+            )
+        elif oc.name == "adamw":
+            self.optimizer = torch.optim.AdamW(
+                params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
+            )
+        else:
+            self.optimizer = torch.optim.SGD(
+                params, lr=oc.lr, momentum=oc.betas[0], weight_decay=oc.weight_decay
+            )
+        if sc.name == "cosine":
+            self.scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=self.cfg.train.epochs, eta_min=sc.min_lr
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0, total_iters=0)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    def _build_loss(self) -> None:
+        from irsam2.losses import LossSchedule, build_loss
+
+        lc = self.cfg.loss
+        stats = self.data.target_stats or {}
+        kwargs: dict[str, Any] = {k: stats[k] for k in ("area_mean", "contrast_mean") if k in stats}  # spec 7
+        if lc.name == "csa":
+            kwargs["w_aux"] = lc.w_aux
+        self.loss_fn = build_loss(lc.name, **kwargs)
+        self.loss_fn.to(self.device)
+        self.schedule = LossSchedule(
+            warmup_epochs=lc.warmup_epochs, gate_iou=lc.gate_iou, always_open=not lc.schedule
+        )
+
+    def _apply_gate(self) -> None:
+        core = self.model_core
+        if hasattr(core, "set_head_enabled"):
+            # the paper variant has no gate: its head is on from the start (spec section 9)
+            core.set_head_enabled(True if self.cfg.model.variant == "paper" else self.schedule.gate_open)
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        payload = model_payload(self.model_core, norm=self.data.norm, target_stats=self.data.target_stats)
+        payload.update(
+            {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+                "world_size": self.dist.world_size,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "loss_schedule": self.schedule.state_dict(),
+                "rng": capture_rng_state(),
+                "train_config": self.cfg.to_dict(),
+                "best": self.best_iou,
+                "history": [dict(h) for h in self.history],
+                "step_losses": list(self.step_losses),
+            }
+        )
+        return payload
+
+    def save(self, best: bool = False, head_enabled: bool | None = None) -> None:
+        """Write ``last`` (and ``best``). ``head_enabled``: the head state the weights were validated with
+        (the gate may open just after validation; a resume re-applies the gate from the loss schedule)."""
+        if not self.dist.is_main:
+            return
+        state = self.state()
+        if head_enabled is not None:
+            state["head_enabled"] = bool(head_enabled)
+        if best:
+            atomic_save(state, self.out / CKPT_BEST)
+        atomic_save(state, self.out / CKPT_LAST)
+
+    def _resume_path(self) -> Path:
+        if self.resume is True or str(self.resume) in ("", "auto", "last"):
+            path = self.out / CKPT_LAST
+            if not path.exists():
+                raise UserError(f"--resume: no {CKPT_LAST} in {self.out} to resume from")
+            return path
+        return Path(self.resume)  # type: ignore[arg-type]
+
+    def _load_resume(self) -> None:
+        path = self._resume_path()
+        ckpt = load_irsam2_checkpoint(path, map_location="cpu")
+        for key in ("optimizer", "scheduler", "epoch", "rng", "loss_schedule"):
+            if key not in ckpt:
+                raise UserError(
+                    f"{path}: not a training checkpoint (no {key!r}); it can be evaluated, not resumed"
+                )
+        if ckpt["model_config"] != dict(self.model_core.config):
+            raise UserError(
+                f"{path}: its model config {ckpt['model_config']} differs from this run's "
+                f"{self.model_core.config}"
+            )
+        try:
+            self.model_core.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise UserError(
+                f"{path}: cannot restore the model/optimizer state: {str(e).splitlines()[0]}"
+            ) from e
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.schedule.load_state_dict(ckpt["loss_schedule"])
+        self.epoch = int(ckpt["epoch"])
+        self.step_in_epoch = int(ckpt.get("step_in_epoch", 0))
+        self.global_step = int(ckpt.get("global_step", 0))
+        self.best_iou = ckpt.get("best")
+        self.history = [dict(h) for h in ckpt.get("history", [])]
+        self.step_losses = [float(v) for v in ckpt.get("step_losses", [])]
+        if int(ckpt.get("world_size", 1)) != self.dist.world_size and self.step_in_epoch:
+            logger.warning("resuming inside an epoch with another number of processes: the epoch restarts")
+            self.step_in_epoch = 0
+        if self.step_in_epoch and self.dist.world_size == 1:
+            restore_rng_state(ckpt["rng"])
+        if self.dist.is_main:
+            where = f"epoch {self.epoch}" + (f" + {self.step_in_epoch} steps" if self.step_in_epoch else "")
+            logger.info("resumed from %s at %s", path, where)
+
+    # -- logging -------------------------------------------------------------------------------------------
+    def _open_logs(self) -> None:
+        if not self.dist.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, self.out / "config.yaml")
+        self._rewrite_csv()
+        if self.cfg.train.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                # purge_step drops events a killed run wrote after its last checkpoint
+                self._writer = SummaryWriter(str(self.out / "tb"), purge_step=self.global_step or None)
+            except ImportError:  # pragma: no cover - tensorboard is a dependency
+                logger.warning("tensorboard is not installed: no TensorBoard logs")
+
+    def _rewrite_csv(self) -> None:
+        rows = self.history
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        path = self.out / LOG_CSV
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys or ["epoch"])
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
+
+    def _log_epoch(self, row: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        self._rewrite_csv()  # small file; rewriting keeps the header right when new columns appear
+        if self._writer is not None:
+            for k, v in row.items():
+                if (
+                    k != "epoch"
+                    and isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and math.isfinite(v)
+                ):
+                    self._writer.add_scalar(f"epoch/{k}", v, row["epoch"])
+            self._writer.flush()
+
+    # -- training ------------------------------------------------------------------------------------------
+    def _epoch_loader(self, epoch: int, skip_samples: int) -> DataLoader:
+        cfg = self.cfg
+        base = DistributedSampler(
+            self.data.train,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+            shuffle=True,
+            seed=cfg.train.seed,
+            drop_last=True,
+        )
+        base.set_epoch(epoch)
+        sampler: Sampler[int] = _SkipSampler(base, skip_samples) if skip_samples else base
+        gen = torch.Generator()
+        gen.manual_seed(derive_seed(cfg.train.seed, epoch, self.dist.rank, 1))
+        from irsam2.data import collate
+
+        workers = cfg.data.workers
+        return DataLoader(
+            self.data.train,
+            batch_size=self.micro,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            drop_last=True,
+            generator=gen,
+            worker_init_fn=_seed_worker if workers else None,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def _steps_per_epoch(self) -> int:
+        n = len(self.data.train) // self.dist.world_size // self.micro // self.accum
+        cap = self.cfg.train.max_steps_per_epoch
+        return max(min(n, cap) if cap else n, 1)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _train_epoch(self, epoch: int, t_start: float) -> dict[str, Any]:
+        """One epoch (1-based ``epoch``); returns its log row. Stops early when asked (self.stop)."""
+        cfg = self.cfg
+        steps = self._steps_per_epoch()
+        resume_step = self.step_in_epoch
+        if resume_step == 0:
+            # (seed, epoch, rank) fixes this epoch's order and augmentation, whatever happened before
+            seed_process(derive_seed(cfg.train.seed, epoch, self.dist.rank))
+        if hasattr(self.data.train, "set_epoch"):
+            self.data.train.set_epoch(epoch)
+        loader = self._epoch_loader(epoch, resume_step * self.accum * self.micro)
+        flags = self.schedule.flags(epoch)
+        self.model.train()
+        if cfg.train.freeze_bn:
+            _freeze_bn(self.model)
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar = None
+        if cfg.train.progress and self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=steps, initial=resume_step, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False
+            )
+        t0 = time.perf_counter()
+        loss_sum, loss_n = 0.0, 0
+        it = iter(loader)
+        self.optimizer.zero_grad(set_to_none=True)
+        while self.step_in_epoch < steps:
+            step_loss = 0.0
+            bad_files: list[str] = []
+            for micro_i in range(self.accum):
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    break
+                batch = _to_device(batch, self.device, cfg.train.channels_last)
+                last_micro = micro_i == self.accum - 1
+                sync = contextlib.nullcontext()
+                if self.dist.distributed and not last_micro:
+                    sync = self.model.no_sync()  # type: ignore[operator]
+                with sync:
+                    with self._autocast():
+                        outputs = self.model(batch["image"])
+                    loss = self.loss_fn(outputs, batch, flags)
+                    # backward even on a NaN loss: every rank must reach the same gradient all-reduce; the
+                    # step is refused below
+                    self.scaler.scale(loss / self.accum).backward()
+                if not bad_files and not torch.isfinite(loss.detach()):
+                    bad_files = _batch_files(batch)
+                step_loss += float(loss.detach()) / self.accum
+            # NaN and stop requests are agreed on by every rank (one reduction) so that none waits on a
+            # collective that never comes
+            if self.dist.distributed:
+                diverged, stop_any = (
+                    v > 0
+                    for v in D.all_reduce_sum([float(bool(bad_files)), float(self.stop.requested)], self.dist)
+                )
+            else:
+                diverged, stop_any = bool(bad_files), self.stop.requested
+            if diverged:
+                self.optimizer.zero_grad(set_to_none=True)
+                files = ", ".join(bad_files) if bad_files else "(on another process)"
+                raise TrainingDiverged(
+                    f"the training loss became {step_loss} at epoch {epoch}, step {self.step_in_epoch + 1}; "
+                    f"batch files: {files}. Lower optim.lr, check these frames, or use train.amp=none."
+                )
+            if cfg.optim.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model_core.parameters(), cfg.optim.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            self.step_losses.append(step_loss)
+            loss_sum += step_loss
+            loss_n += 1
+            if bar is not None:
+                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+                bar.update(1)
+            if self._writer is not None:
+                self._writer.add_scalar("train/loss_step", step_loss, self.global_step)
+            if self.on_step is not None:
+                self.on_step(self, {"epoch": epoch, "step": self.step_in_epoch, "loss": step_loss, "lr": lr})
+            if stop_any and not self.stop.requested:
+                self.stop.request("interrupted")
+            budget = cfg.train.time_budget_s
+            # the clock is rank 0's, broadcast through the next step's reduction; the last step decides alone
+            if budget is not None and time.perf_counter() - t_start + self._val_time >= budget:
+                if self.dist.is_main or not self.dist.distributed:
+                    self.stop.request("time_budget")
+            if self.stop.requested and (stop_any or not self.dist.distributed):
+                break
+        if bar is not None:
+            bar.close()
+        if self.dist.distributed:
+            # every rank leaves the epoch with the same stop decision and reason (validation is collective)
+            req, budget_hit = D.all_reduce_sum(
+                [
+                    float(self.stop.requested),
+                    float(self.stop.requested and self.stop.reason == "time_budget"),
+                ],
+                self.dist,
+            )
+            if req > 0:
+                self.stop.request("time_budget" if budget_hit > 0 else "interrupted")
+        dt = time.perf_counter() - t0
+        images = loss_n * self.accum * self.micro * self.dist.world_size
+        mean_loss = D.all_reduce_sum([loss_sum, float(loss_n)], self.dist)
+        return {
+            "epoch": epoch,
+            "train_loss": mean_loss[0] / max(mean_loss[1], 1.0),
+            "lr": lr,
+            "alpha": int(flags.alpha),
+            "location": int(flags.location),
+            "aux": int(flags.aux),
+            "train_time_s": dt,
+            "images_per_s": images / dt if dt > 0 else float("nan"),
+        }
+
+    # -- validation ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """IoU, nIoU, Pd, Fa on the validation split (each frame at its own size), reduced over the ranks."""
+        from irsam2.data import collate
+        from irsam2.metrics import SegmentationMetrics
+
+        t0 = time.perf_counter()
+        core = self.model_core
+        was_training = core.training
+        core.eval()
+        metrics = SegmentationMetrics(keep_per_image=False)
+        ds = self.data.val
+        idx = list(range(self.dist.rank, len(ds), self.dist.world_size))
+        loader = DataLoader(
+            torch.utils.data.Subset(ds, idx),
+            batch_size=None,
+            num_workers=min(self.cfg.data.workers, 2),
+        )
+        buckets: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+
+        def flush(items: list[dict[str, Any]]) -> None:
+            batch = _to_device(collate(items), self.device, self.cfg.train.channels_last)
+            with self._autocast():
+                final = core(batch["image"])[0]
+            final = final.float().cpu().numpy()
+            masks = batch["mask"].cpu().numpy()
+            for j, (h, w) in enumerate(batch["orig_size"]):
+                metrics.update(final[j, 0, :h, :w], masks[j, 0, :h, :w] > 0.5, name=batch["stem"][j])
+
+        for item in loader:
+            key = tuple(item["image"].shape)
+            buckets.setdefault(key, []).append(item)
+            if len(buckets[key]) >= self.cfg.train.val_batch_size:
+                flush(buckets.pop(key))
+        for items in buckets.values():
+            flush(items)
+        merged = SegmentationMetrics(keep_per_image=False)
+        for state in D.all_gather_objects(metrics.state_dict(), self.dist):
+            merged.merge(state)
+        res = merged.compute()
+        core.train(was_training)
+        self._val_time = time.perf_counter() - t0
+        return {
+            "val_iou": res["iou"],
+            "val_niou": res["niou"],
+            "val_pd": res["pd"],
+            "val_fa": res["fa"],
+            "val_time_s": self._val_time,
+        }
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        self._open_logs()
+        t_start = time.perf_counter()
+        status = "completed"
+        with self.stop:
+            try:
+                while self.epoch < cfg.train.epochs:
+                    epoch = self.epoch + 1
+                    row = self._train_epoch(epoch, t_start)
+                    finished = self.step_in_epoch >= self._steps_per_epoch()
+                    if not finished and self.step_in_epoch == 0:
+                        status = self.stop.reason  # stopped before the first step: nothing to save
+                        break
+                    last_epoch = epoch == cfg.train.epochs
+                    do_val = finished and (epoch % cfg.train.val_every == 0 or last_epoch)
+                    # a run stopped by its time budget is validated so that `best` reflects its last weights;
+                    # Ctrl-C exits at once
+                    if do_val or (self.stop.requested and self.stop.reason == "time_budget"):
+                        row.update(self.validate())
+                    improved = False
+                    head_validated = bool(getattr(self.model_core, "head_enabled", True))
+                    val_iou = row.get("val_iou")
+                    if val_iou is not None and math.isfinite(val_iou):
+                        improved = self.best_iou is None or val_iou > self.best_iou
+                        if improved:
+                            self.best_iou = val_iou
+                    if finished:
+                        if val_iou is not None and math.isfinite(val_iou):
+                            if self.schedule.end_epoch(epoch, val_iou / 100.0):
+                                row["gate_opened"] = 1
+                            self._apply_gate()
+                        self.scheduler.step()  # cosine annealing stepped once per epoch (spec 8)
+                        self.epoch = epoch
+                        self.step_in_epoch = 0
+                    row["gate_open"] = int(self.schedule.gate_open)
+                    row["head_enabled"] = int(bool(getattr(self.model_core, "head_enabled", True)))
+                    row["time_s"] = time.perf_counter() - t_start
+                    if finished:
+                        self.history.append(row)
+                        self._log_epoch(row)
+                    self.save(best=improved, head_enabled=head_validated)
+                    if self.dist.is_main:
+                        self._print_row(row, finished)
+                    if self.on_epoch is not None:
+                        self.on_epoch(self, row)
+                    if self.stop.requested:
+                        status = self.stop.reason
+                        break
+            finally:
+                if self._writer is not None:
+                    self._writer.close()
+        main = self.dist.is_main
+        best = self.out / CKPT_BEST
+        last = self.out / CKPT_LAST
+        return TrainResult(
+            out_dir=self.out,
+            last=last if main and last.exists() else None,
+            best=best if main and best.exists() else None,
+            history=self.history,
+            epochs_done=self.epoch,
+            status=status,
+            best_val_iou=self.best_iou,
+            step_losses=self.step_losses,
+        )
+
+    def _print_row(self, row: dict[str, Any], finished: bool) -> None:
+        what = (
+            f"epoch {row['epoch']}"
+            if finished
+            else f"epoch {row['epoch']} (partial, {self.step_in_epoch} steps)"
+        )
+        parts = [what, f"loss {row['train_loss']:.4f}", f"lr {row['lr']:.2e}"]
+        if "val_iou" in row:
+            parts.append(f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {row['val_pd']:.2f}")
+        parts.append(f"{row['images_per_s']:.1f} img/s")
+        if finished and self.epoch < self.cfg.train.epochs:
+            per_epoch = row.get("train_time_s", 0.0) + row.get("val_time_s", 0.0)
+            eta = int(per_epoch * (self.cfg.train.epochs - self.epoch))
+            parts.append(f"ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
+        logger.info(" | ".join(parts))
+
+
+def train(
+    config: Config | dict[str, Any] | str,
+    *,
+    overrides: list[str] | dict[str, Any] | None = None,
+    resume: str | Path | bool | None = None,
+    on_step: Callable[[Trainer, dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train IR-SAM2 and return the checkpoints' paths and the history.
+
+    ``config``: a :class:`Config`, a nested dict, or a preset name / YAML path (``overrides`` as ``a.b=value``
+    strings or a dict apply to the last two). ``resume``: True (``<out>/last.pt``) or a checkpoint path. A
+    wall-clock budget is ``train.time_budget_s``.
+    """
+    if isinstance(config, str):
+        cfg = load_config(config, overrides)
+    elif isinstance(config, dict):
+        from irsam2.engine.config import apply_overrides
+
+        cfg = config_from_dict(apply_overrides(config, overrides or []))
+    else:
+        cfg = config
+        if overrides:
+            from irsam2.engine.config import apply_overrides
+
+            cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
+    trainer = Trainer(cfg, resume=resume, on_step=on_step, on_epoch=on_epoch)
+    try:
+        trainer.setup()
+        return trainer.run()
+    finally:
+        D.cleanup(trainer.dist) if hasattr(trainer, "dist") else None

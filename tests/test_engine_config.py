@@ -1,0 +1,94 @@
+"""Training config: presets carry the paper's recipe (spec 8); unknown keys and bad values are errors naming
+the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from irsam2.cli import main
+from irsam2.engine.config import Config, config_from_dict, list_presets, load_config, parse_override
+from irsam2.utils import UserError
+
+
+@pytest.mark.parametrize("preset", ["irstd1k", "nudt", "nuaa"])
+def test_benchmark_presets_hold_the_paper_recipe(preset: str) -> None:
+    c = load_config(preset)
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.eps) == ("adan", 0.01, 1e-4, 1e-8)
+    assert c.optim.betas == [0.98, 0.92, 0.99]
+    assert (c.sched.name, c.sched.min_lr, c.train.epochs) == ("cosine", 1e-6, 300)
+    assert (c.train.batch_size, c.data.crop_size, c.data.dataset) == (12, 256, preset)
+    assert (c.loss.name, c.loss.w_aux, c.loss.warmup_epochs, c.loss.gate_iou) == ("csa", 0.2, 20, 0.4)
+    assert c.data.copy_paste == (preset == "irstd1k")  # spec 8: copy-paste only for IRSTD-1k
+
+
+def test_every_preset_loads_and_synthetic_is_small() -> None:
+    assert {"irstd1k", "nudt", "nuaa", "synthetic"} <= set(list_presets())
+    c = load_config("synthetic")
+    assert c.data.root is None and c.data.crop_size <= 128 and c.train.epochs <= 5
+
+
+def test_overrides_are_typed() -> None:
+    c = load_config(
+        "nudt",
+        ["train.epochs=7", "optim.lr=1e-3", "train.channels_last=true", "model.overrides.topk=5", "out=/x/y"],
+    )
+    assert c.train.epochs == 7 and c.optim.lr == pytest.approx(1e-3) and c.train.channels_last is True
+    assert c.model.overrides == {"topk": 5} and c.out == "/x/y"
+    assert parse_override("model.overrides.lambdas=[0.1,0.2,0.4]") == (
+        "model.overrides.lambdas",
+        [0.1, 0.2, 0.4],
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.epoch=3", "train.epoch"),
+        ("trian.epochs=3", "trian"),
+        ("train.epochs=abc", "train.epochs"),
+        ("train.epochs=2.5", "train.epochs"),
+        ("optim.lr=fast", "optim.lr"),
+        ("optim.lr=-1", "optim.lr"),
+        ("train.amp=fp8", "train.amp"),
+        ("optim.betas=[0.9,0.99]", "optim.betas"),
+        ("data.crop_size=100", "data.crop_size"),
+        ("train.channels_last=maybe", "train.channels_last"),
+        ("train.epochs.x=1", "train.epochs"),
+    ],
+)
+def test_bad_override_names_the_key(override: str, key: str) -> None:
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        load_config("nudt", [override])
+
+
+def test_yaml_file_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: 3\n  bogus: 1\n")
+    with pytest.raises(UserError, match=r"bad\.yaml.*train\.bogus"):
+        load_config(str(bad))
+    with pytest.raises(UserError, match="unknown config preset 'nope'"):
+        load_config("nope")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [1, 2\n")
+    with pytest.raises(UserError, match="broken.yaml: not valid YAML"):
+        load_config(str(broken))
+
+
+def test_round_trip_through_dict() -> None:
+    c = load_config("irstd1k", ["model.overrides.lambdas=[0.2,0.2,0.2]"])
+    again = config_from_dict(c.to_dict())
+    assert again == c and isinstance(again, Config)
+
+
+def test_cli_reports_a_bad_key_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--config", "synthetic", "--set", "train.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert "train.epoch" in err and "Traceback" not in err
+
+
+def test_cli_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--config", "nudt", "--data", "/d/NUDT-SIRST", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "root: /d/NUDT-SIRST" in out and "lr: 0.01" in out
