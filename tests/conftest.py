@@ -14,5 +14,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def shared_data() -> Path:
     """../shared/data (NUDT-SIRST, NUAA-SIRST as released); the test is skipped where it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real benchmark data not found at {SHARED_DATA} (only present on the project's machines)")
+        pytest.skip(
+            f"real benchmark data not found at {SHARED_DATA} (only present on the project's machines)"
+        )
     return SHARED_DATA

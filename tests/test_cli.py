@@ -1,4 +1,4 @@
-"""The `irsam2` command line: every sub-command registered, help with an example, user errors without tracebacks."""
+"""The `irsam2` command line: every sub-command registered, help with an example, clean user errors."""
 
 from __future__ import annotations
 
@@ -32,5 +32,7 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_entry_point() -> None:
-    r = subprocess.run([sys.executable, "-m", "irsam2", "--version"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "irsam2", "--version"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.startswith("irsam2 "), r.stderr

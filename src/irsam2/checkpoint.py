@@ -70,7 +70,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
         raise UserError(f"{path}: the file is empty (an interrupted download or copy?)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    # IndexError/KeyError: what the weights-only unpickler raises on a file that is no pickle at all (e.g. text)
+    # IndexError/KeyError: the weights-only unpickler on a file that is no pickle at all (e.g. text)
     except _LOAD_ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(
@@ -114,7 +114,7 @@ def load_irsam2_checkpoint(path: str | os.PathLike, map_location: str | torch.de
 def model_from_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model stored in an irsam2 checkpoint, load its weights strictly, return (model in eval, ckpt)."""
+    """Rebuild the model of an irsam2 checkpoint, load its weights strictly; return (model in eval, ckpt)."""
     from irsam2.models import create_model  # models sit below this helper in the data flow
 
     ckpt = load_irsam2_checkpoint(path, map_location)

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module_name in COMMANDS.items():
         try:
             module = importlib.import_module(f"irsam2.commands.{module_name}")
-        except ModuleNotFoundError as e:  # tolerated only for the command module itself (tests assert all exist)
+        except ModuleNotFoundError as e:  # only the command module itself may be missing (tests: all exist)
             if e.name != f"irsam2.commands.{module_name}":
                 raise
             continue

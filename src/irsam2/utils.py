@@ -14,14 +14,15 @@ logger = logging.getLogger("irsam2")
 class UserError(Exception):
     """An error caused by the user's input (a file, a key, a value).
 
-    The message names the file or key and says what is wrong; the command line prints it without a stack trace.
+    The message names the file or key and says what is wrong; the command line prints it without a
+    stack trace.
     """
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - code that still uses the legacy global RNG
     torch.manual_seed(seed)
 
 
