@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.irsam2-installed
+# test workers (pytest-xdist); each runs torch on one thread (tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint bench clean
 
@@ -24,7 +26,7 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 test: lint
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n $(TEST_WORKERS)
 
 clean:
 	rm -rf runs build *.egg-info src/*.egg-info .pytest_cache
