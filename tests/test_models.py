@@ -18,15 +18,6 @@ VARIANTS = ("official", "paper")
 PRESETS = [(name, variant) for name in list_models() for variant in VARIANTS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The two cores are shared by the team: a 2-thread pool under load is ~10x slower than one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _image(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, 3, h, w, generator=g)

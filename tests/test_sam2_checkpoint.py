@@ -16,14 +16,6 @@ from irsam2.utils import UserError
 TRUNK_PARAMS = 13_263_552
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _official_state_dict(timm_model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """timm's HieraDet state dict under Meta's SAM2 names, plus some non-trunk SAM2 keys."""
     sd = {}
