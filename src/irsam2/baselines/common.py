@@ -169,10 +169,11 @@ def soft_nonneg(x: np.ndarray, t) -> np.ndarray:
 
 
 def svd_small_side(m: np.ndarray):
-    """Thin SVD through the eigen-decomposition of the Gram matrix of the smaller side.
+    """Singular values and smaller-side singular vectors from the eigen-decomposition of the Gram matrix.
 
-    Returns (U, s, Vt) with the smaller-side factor exact to Gram precision (about sqrt(eps) * s_max), which
-    is ample for thresholding; much cheaper than a full SVD for the very unequal unfoldings used here.
+    Returns (Q, s, tall): s descending, Q the right (tall matrix) or left (wide matrix) singular vectors.
+    Exact to Gram precision (singular values below about sqrt(eps) * s_max are unreliable), which is ample for
+    thresholding, and much cheaper than a full SVD for the very unequal unfoldings used here.
     """
     tall = m.shape[0] >= m.shape[1]
     g = m.T @ m if tall else m @ m.T
