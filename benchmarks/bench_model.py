@@ -8,7 +8,7 @@ Prints, at 256x256 batch 1 (by default):
 - the full model's effective GFLOP/s (FLOPs in the paper's convention / median forward time) beside this
   machine's fp32 matmul GFLOP/s measured in the same run with the same threads (aim: 40 %).
 
-Usage: .venv/bin/python benchmarks/bench_model.py [--threads 1] [--rounds 15] [--size 256] [--json]
+Usage: .venv/bin/python benchmarks/bench_model.py [--threads 1] [--rounds 30] [--size 256] [--json]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main() -> int:
         help="torch CPU threads (default 1: on a shared 2-core machine a 2-thread pool under load is up to "
         "10x slower and its timings scatter; 0 keeps torch's own choice)",
     )
-    parser.add_argument("--rounds", type=int, default=15, help="alternating timing rounds (default: 15)")
+    parser.add_argument("--rounds", type=int, default=30, help="alternating timing rounds (default: 30)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
