@@ -14,24 +14,9 @@ from typing import Any
 import pytest
 import torch
 
+from engine_helpers import tiny
 from irsam2.checkpoint import safe_load
 from irsam2.engine.trainer import Trainer, train
-
-
-def tiny(out: Path, **extra: Any) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "out": str(out),
-        "train.epochs": 2,
-        "train.batch_size": 2,
-        "train.progress": False,
-        "train.tensorboard": False,
-        "data.synthetic.num_images": 5,  # 4 training frames: 2 steps per epoch, with augmentation
-        "data.synthetic.size": 32,
-        "data.crop_size": 32,
-        "data.workers": 0,
-    }
-    cfg.update(extra)
-    return cfg
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,10 @@ from typing import Any
 import pytest
 import torch
 
+from engine_helpers import tiny
 from irsam2.checkpoint import model_from_checkpoint, safe_load
 from irsam2.engine.trainer import Trainer, TrainingDiverged, train
 from irsam2.utils import UserError
-
-
-def tiny(out: Path, **extra: Any) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "out": str(out),
-        "train.epochs": 2,
-        "train.batch_size": 2,
-        "train.progress": False,
-        "train.tensorboard": False,
-        "data.synthetic.num_images": 5,  # 4 training, 1 validation
-        "data.synthetic.size": 32,
-        "data.crop_size": 32,
-        "data.workers": 0,
-    }
-    cfg.update(extra)
-    return cfg
 
 
 def test_loss_goes_down_on_a_fixed_batch(tmp_path: Path) -> None:
