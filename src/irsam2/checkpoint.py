@@ -72,9 +72,10 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
         return torch.load(path, map_location=map_location, weights_only=True)
     # IndexError/KeyError: the weights-only unpickler on a file that is no pickle at all (e.g. text)
     except _LOAD_ERRORS as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        # the unpickler's KeyError/IndexError text is a bare opcode number: it would only confuse
+        detail = "" if isinstance(e, (KeyError, IndexError)) or not str(e) else f": {str(e).splitlines()[0]}"
         raise UserError(
-            f"{path}: not a readable PyTorch checkpoint (truncated, corrupt, or another kind of file): {msg}"
+            f"{path}: not a readable PyTorch checkpoint (truncated, corrupt, or another kind of file){detail}"
         ) from e
 
 
