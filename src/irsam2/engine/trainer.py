@@ -780,6 +780,9 @@ class Trainer:
         if finished and self.epoch < self.cfg.train.epochs:
             per_epoch = row.get("train_time_s", 0.0) + row.get("val_time_s", 0.0)
             eta = int(per_epoch * (self.cfg.train.epochs - self.epoch))
+            budget = self.cfg.train.time_budget_s
+            if budget is not None and "time_s" in row:  # the budget ends the run first: say so
+                eta = min(eta, max(0, int(budget - row["time_s"])))
             parts.append(f"ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
         logger.info(" | ".join(parts))
 
