@@ -107,10 +107,33 @@ def test_blur_only_touches_the_image():
 
 def test_small_frames_are_padded_to_the_crop():
     frame, mask = planted(40, 30)
-    aug = TrainAugment(crop_size=64, flip_p=0.0, blur_p=0.0, scale=(0.5, 0.5))
+    aug = TrainAugment(crop_size=64, flip_p=0.0, blur_p=0.0, scale=(0.5, 0.5), scale_base=64)
     img, m = aug.geometric(normalise(frame, NORM), mask, np.random.default_rng(0))
     assert img.shape == (64, 64)  # long side 32, padded with 0 = the training mean
     assert (img[32:] == 0).all() and not m[32:].any()
+
+
+def test_zoom_is_relative_to_the_frame_not_the_crop():
+    # A 128 crop of a 256 frame at zoom 1 keeps targets at their native size (the test runs at native
+    # resolution); the old rule zoomed around the crop size and shrank the frame to 128 px.
+    frame = np.zeros((256, 256), np.float32)
+    mask = np.zeros((256, 256), bool)
+    for y in range(8, 256, 16):
+        for x in range(8, 256, 16):
+            mask[y - 2 : y + 3, x - 2 : x + 3] = True  # a grid of 5x5 targets: every crop holds whole ones
+    frame[mask] = 1.0
+
+    def largest_target(aug: TrainAugment, seed: int) -> int:
+        img, m = aug.geometric(normalise(frame, NORM), mask, np.random.default_rng(seed))
+        assert img.shape == (128, 128)
+        n, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+        return int(np.bincount(labels.ravel())[1:].max())
+
+    native = TrainAugment(crop_size=128, flip_p=0.0, blur_p=0.0, scale=(1.0, 1.0))
+    release = TrainAugment(crop_size=128, flip_p=0.0, blur_p=0.0, scale=(1.0, 1.0), scale_base=128)
+    for seed in range(4):
+        assert largest_target(native, seed) == 25
+        assert largest_target(release, seed) <= 9  # zoomed to 128 px: 5x5 targets become 2x2 or 3x3
 
 
 def test_copy_paste_pastes_targets_with_their_masks():

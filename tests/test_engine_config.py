@@ -92,3 +92,49 @@ def test_cli_print_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--config", "nudt", "--data", "/d/NUDT-SIRST", "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "root: /d/NUDT-SIRST" in out and "lr: 0.01" in out
+
+
+def test_scratch_recipe_applies_between_preset_and_user_overrides() -> None:
+    c = load_config("nudt", {"recipe": "scratch", "optim.lr": 5e-4})
+    assert c.recipe == "scratch"
+    assert (c.loss.name, c.loss.schedule, c.optim.name, c.sched.name) == (
+        "bce_iou",
+        False,
+        "adamw",
+        "warmup_cosine",
+    )
+    assert c.optim.lr == 5e-4  # the user's --set wins over the recipe
+    assert c.data.dataset == "nudt" and c.train.epochs == 300  # the preset's other keys stay
+    assert load_config("nudt").recipe == "release"
+
+
+def test_a_saved_config_keeps_its_resolved_values(tmp_path: Path) -> None:
+    from irsam2.engine.config import save_config
+
+    c = load_config("nudt", {"recipe": "scratch", "optim.lr": 5e-4})
+    path = save_config(c, tmp_path / "config.yaml")
+    again = load_config(str(path))
+    assert again.recipe == "scratch" and again.optim.lr == 5e-4  # the recipe is not re-applied over it
+
+
+def test_unknown_recipe_is_an_error_naming_the_key() -> None:
+    with pytest.raises(UserError, match="recipe"):
+        load_config("nudt", {"recipe": "fast"})
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_min_lr() -> None:
+    import torch
+
+    from irsam2.engine.trainer import warmup_cosine
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, total_steps=100, warmup_steps=10, min_lr=0.01)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1 / 11) and lrs[9] == pytest.approx(10 / 11)
+    assert lrs[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # monotone decay after the warm-up
+    assert lrs[-1] == pytest.approx(0.01, abs=2e-3) and opt.param_groups[0]["lr"] == pytest.approx(0.01)

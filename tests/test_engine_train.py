@@ -142,3 +142,16 @@ def test_dataset_folder_with_an_explicit_split_file(tmp_path: Path) -> None:
     assert len(val) == 2 and sorted(val + kept) == sorted((data / "train.txt").read_text().split())
     assert not set(val) & set((data / "test.txt").read_text().split())
     assert r.status == "completed" and len(r.step_losses) == 2  # 4 training frames, batch 2
+
+
+def test_scratch_recipe_trains_with_a_per_step_schedule(tmp_path: Path) -> None:
+    from irsam2.engine.config import load_config
+
+    cfg = load_config("synthetic", {**tiny(tmp_path / "run"), "recipe": "scratch", "sched.warmup_steps": 1})
+    lrs: list[float] = []
+    result = train(cfg, on_step=lambda t, info: lrs.append(t.optimizer.param_groups[0]["lr"]))
+    assert result.status == "completed" and len(lrs) == 4  # 2 epochs x 2 steps
+    assert lrs[0] == pytest.approx(1e-3)  # after the one warm-up step
+    assert lrs[-1] == pytest.approx(1e-6)  # cosine to min_lr at the last step
+    assert all(math.isfinite(h["train_loss"]) for h in result.history)
+    assert "val_flooded" in result.history[-1]

@@ -16,6 +16,7 @@ whose gate is measured on a validation split carved from the training split. Wri
 Examples:
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny.pt \\
       --out runs/nudt
+  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --recipe scratch --out runs/nudt-scratch
   irsam2 train --config synthetic --set train.epochs=2 --set data.crop_size=64
   irsam2 train --config runs/nudt/config.yaml --out runs/nudt --resume
   torchrun --nproc_per_node 4 -m irsam2 train --config irstd1k --data IRSTD-1k --set train.sync_bn=true
@@ -31,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.epochs=50 --set model.overrides.topk=5 (repeatable)",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=["release", "scratch"],
+        help="training recipe on top of the preset: release (the authors', for SAM2 trunk weights) or "
+        "scratch (a trunk from random weights: BCE + soft IoU, AdamW 1e-3, warm-up + cosine per step)",
     )
     parser.add_argument("--data", help="dataset folder (sets data.root)")
     parser.add_argument(
@@ -56,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from irsam2.engine.trainer import train
 
     overrides = dict(parse_override(s) for s in args.overrides)
+    if args.recipe:
+        overrides["recipe"] = args.recipe
     if args.data:
         overrides["data.root"] = args.data  # paths verbatim (not through YAML)
     if args.pretrained:

@@ -13,8 +13,12 @@ Training (:class:`TrainAugment`), in this order
        from the *training split only* are pasted (target pixels only, raw intensities) at random places, and
        their masks are OR-ed into the mask; done on the raw frame, before normalisation;
     2. horizontal flip, probability 0.5;
-    3. rescale so that the long side is ``u * crop_size`` with ``u ~ U[0.5, 2.0]`` (image bilinear, mask
-    nearest);
+    3. rescale so that the long side is ``u * scale_base`` with ``u ~ U[0.5, 2.0]`` (image bilinear, mask
+       nearest); ``scale_base`` defaults to the frame's own long side (``None``), *not* the crop size: the
+       test runs at native resolution, so training zooms around native scale whatever the crop. Tying it to
+       the crop (as before) shrank every NUDT-SIRST frame by 0.25-1.0 at crop 128, so targets were seen
+       smaller in training than at test. For 256-pixel frames this is the release's "[0.5, 2] x 256";
+       ``scale_base=256`` reproduces the release exactly on other sizes;
     4. pad bottom/right to at least ``crop_size`` in both directions;
     5. random ``crop_size`` x ``crop_size`` crop;
     6. Gaussian blur of the image (not the mask), probability 0.5, sigma ``~ U[0, 1]`` pixels.
@@ -108,6 +112,7 @@ class TrainAugment:
 
     crop_size: int = 256
     scale: tuple[float, float] = (0.5, 2.0)
+    scale_base: int | None = None  # long side = u * scale_base (None: u * the frame's own long side)
     flip_p: float = 0.5
     blur_p: float = 0.5
     blur_sigma: tuple[float, float] = (0.0, 1.0)
@@ -128,7 +133,7 @@ class TrainAugment:
         if rng.random() < self.flip_p:
             image, mask = image[:, ::-1], mask[:, ::-1]
         h, w = image.shape
-        long_side = rng.uniform(*self.scale) * self.crop_size
+        long_side = rng.uniform(*self.scale) * (self.scale_base or max(h, w))
         f = long_side / max(h, w)
         nh, nw = max(round(h * f), 1), max(round(w * f), 1)
         if (nh, nw) != (h, w):

@@ -21,6 +21,27 @@ from irsam2.utils import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
+#: Training recipes: overrides applied on top of a dataset preset, before the user's ``--set`` overrides.
+#: ``release`` is the authors' recipe (spec sections 7-8: Adan 0.01, per-epoch cosine, soft IoU warm-up then
+#: SLS, gate); it assumes the SAM2 trunk weights. ``scratch`` is for a trunk from random weights (no SAM2
+#: checkpoint): the release's region losses give no gradient on target-free crops and almost none on a
+#: flooded frame, and Adan at 0.01 with no warm-up is unstable for a random transformer; measured in
+#: docs/results.md ("Learning from scratch").
+RECIPES: dict[str, dict[str, Any]] = {
+    "release": {},
+    "scratch": {
+        "loss.name": "bce_iou",
+        "loss.pos_weight": 10.0,
+        "loss.schedule": False,  # no warm-up/gate: every term and the RHPM head from the first step
+        "optim.name": "adamw",
+        "optim.lr": 1.0e-3,
+        "optim.betas": [0.9, 0.999],
+        "optim.weight_decay": 1.0e-4,
+        "sched.name": "warmup_cosine",
+        "sched.warmup_fraction": 0.05,
+    },
+}
+
 
 @dataclass
 class ModelConfig:
@@ -48,6 +69,9 @@ class DataConfig:
     dataset: str | None = None  # benchmark preset name for the release's split (irstd1k, nudt, nuaa)
     split: str | None = None  # explicit training split file (wins over the preset)
     crop_size: int = 256
+    # training zoom: long side = U[0.5, 2] x scale_base; null = the frame's own long side (the test runs at
+    # native resolution), whatever the crop size
+    scale_base: int | None = None
     val_fraction: float = 0.1  # validation split carved from the training split (model selection, gate)
     copy_paste: bool = False  # copy-paste of target crops (the release uses it on IRSTD-1k)
     augment: bool = True
@@ -67,14 +91,17 @@ class OptimConfig:
 
 @dataclass
 class SchedConfig:
-    name: str = "cosine"  # cosine (stepped per epoch, spec 8) | constant
+    name: str = "cosine"  # cosine (stepped per epoch, spec 8) | warmup_cosine (per step) | constant
     min_lr: float = 1e-6
+    warmup_steps: int = 0  # warmup_cosine: linear warm-up from 0 over this many optimizer steps ...
+    warmup_fraction: float = 0.0  # ... or this fraction of all steps, whichever is larger
 
 
 @dataclass
 class LossConfig:
-    name: str = "csa"  # csa | sls | bce | soft_iou | dice | target_centric
+    name: str = "csa"  # csa | sls | bce | soft_iou | dice | target_centric | bce_iou
     w_aux: float = 0.2
+    pos_weight: float = 1.0  # bce_iou: weight of the positive (target) pixels in the BCE term
     schedule: bool = True  # the release's warm-up schedule and gate (spec 7); off = full loss from epoch 0
     warmup_epochs: int = 20
     gate_iou: float = 0.40  # validation IoU (fraction) that opens the gate
@@ -105,6 +132,7 @@ class Config:
 
     name: str = "run"
     out: str = "runs/run"
+    recipe: str = "release"  # release (spec 8) | scratch (trunk from random weights): see RECIPES
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -137,14 +165,27 @@ class Config:
                 "optim.betas",
                 f"needs {3 if self.optim.name == 'adan' else 2} values for {self.optim.name}",
             ),
-            (self.sched.name in ("cosine", "constant"), "sched.name", "must be cosine or constant"),
+            (
+                self.sched.name in ("cosine", "warmup_cosine", "constant"),
+                "sched.name",
+                "must be cosine, warmup_cosine or constant",
+            ),
+            (self.sched.warmup_steps >= 0, "sched.warmup_steps", "must be >= 0"),
+            (0.0 <= self.sched.warmup_fraction < 1.0, "sched.warmup_fraction", "must be in [0, 1)"),
+            (self.recipe in RECIPES, "recipe", f"must be one of {', '.join(RECIPES)}"),
+            (
+                self.data.scale_base is None or self.data.scale_base > 0,
+                "data.scale_base",
+                "must be > 0 or null",
+            ),
             (self.sched.min_lr >= 0, "sched.min_lr", "must be >= 0"),
             (
-                self.loss.name in ("csa", "sls", "bce", "soft_iou", "dice", "target_centric"),
+                self.loss.name in ("csa", "sls", "bce", "soft_iou", "dice", "target_centric", "bce_iou"),
                 "loss.name",
-                "must be one of csa, sls, bce, soft_iou, dice, target_centric",
+                "must be one of csa, sls, bce, soft_iou, dice, target_centric, bce_iou",
             ),
             (self.loss.w_aux >= 0, "loss.w_aux", "must be >= 0"),
+            (self.loss.pos_weight > 0, "loss.pos_weight", "must be > 0"),
             (self.train.epochs >= 1, "train.epochs", "must be >= 1"),
             (self.train.batch_size >= 1, "train.batch_size", "must be >= 1"),
             (
@@ -342,6 +383,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
     return data
 
 
+def with_recipe(data: dict[str, Any], overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """``data`` with the overrides of the recipe named in ``overrides`` (``--recipe`` / ``recipe=``).
+
+    A config file's own ``recipe`` key only records which recipe its values came from (a run's saved
+    ``config.yaml`` already holds the resolved values, which must win on ``--resume``), so it is not
+    re-applied."""
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides or [])
+    name = dict(items).get("recipe")
+    if name is None:
+        return data
+    if name not in RECIPES:
+        raise UserError(f"config key 'recipe': unknown recipe {name!r} (recipes: {', '.join(RECIPES)})")
+    return apply_overrides({**data, "recipe": name}, RECIPES[name])
+
+
 def load_config(
     preset_or_path: str | None = None, overrides: list[str] | dict[str, Any] | None = None
 ) -> Config:
@@ -351,10 +407,10 @@ def load_config(
         path = resolve_config_path(preset_or_path)
         data = _read_yaml(path)
         try:
-            return config_from_dict(apply_overrides(data, overrides or []))
+            return config_from_dict(apply_overrides(with_recipe(data, overrides), overrides or []))
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
-    return config_from_dict(apply_overrides(data, overrides or []))
+    return config_from_dict(apply_overrides(with_recipe(data, overrides), overrides or []))
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:

@@ -35,10 +35,15 @@ def _augment(cfg: Config) -> Any:
     from irsam2.data import TrainAugment
 
     if cfg.data.augment:
-        return TrainAugment(crop_size=cfg.data.crop_size)
+        return TrainAugment(crop_size=cfg.data.crop_size, scale_base=cfg.data.scale_base)
     # no augmentation: a fixed-size crop of a frame rescaled so its long side is the crop size
     return TrainAugment(
-        crop_size=cfg.data.crop_size, scale=(1.0, 1.0), flip_p=0.0, blur_p=0.0, copy_paste_p=0.0
+        crop_size=cfg.data.crop_size,
+        scale=(1.0, 1.0),
+        scale_base=cfg.data.crop_size,
+        flip_p=0.0,
+        blur_p=0.0,
+        copy_paste_p=0.0,
     )
 
 

@@ -206,6 +206,26 @@ def _batch_files(batch: dict[str, Any]) -> list[str]:
     return [str(p) for p in batch.get("path", batch.get("stem", []))]
 
 
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0 over ``warmup_steps`` optimizer steps, then cosine to ``min_lr`` at
+    ``total_steps``; stepped once per optimizer step (the ``scratch`` recipe: a trunk trained from random
+    weights diverges or stalls without a warm-up at Adam-like learning rates)."""
+    total = max(int(total_steps), 1)
+    warm = min(max(int(warmup_steps), 0), total - 1)
+
+    def factor(step: int, base: float) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        t = min((step - warm) / max(total - warm, 1), 1.0)
+        floor = min(min_lr / base, 1.0) if base > 0 else 0.0
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    bases = [g["lr"] for g in optimizer.param_groups]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [lambda s, b=b: factor(s, b) for b in bases])
+
+
 def _freeze_bn(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -336,9 +356,18 @@ class Trainer:
             self.optimizer = torch.optim.SGD(
                 params, lr=oc.lr, momentum=oc.betas[0], weight_decay=oc.weight_decay
             )
+        self.per_step_sched = sc.name == "warmup_cosine"
         if sc.name == "cosine":
             self.scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(
                 self.optimizer, T_max=self.cfg.train.epochs, eta_min=sc.min_lr
+            )
+        elif sc.name == "warmup_cosine":
+            total = self.cfg.train.epochs * self._steps_per_epoch()
+            self.scheduler = warmup_cosine(
+                self.optimizer,
+                total_steps=total,
+                warmup_steps=max(sc.warmup_steps, round(sc.warmup_fraction * total)),
+                min_lr=sc.min_lr,
             )
         else:
             self.scheduler = torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0, total_iters=0)
@@ -352,6 +381,8 @@ class Trainer:
         kwargs: dict[str, Any] = {k: stats[k] for k in ("area_mean", "contrast_mean") if k in stats}  # spec 7
         if lc.name == "csa":
             kwargs["w_aux"] = lc.w_aux
+        if lc.name == "bce_iou":
+            kwargs["pos_weight"] = lc.pos_weight
         self.loss_fn = build_loss(lc.name, **kwargs)
         self.loss_fn.to(self.device)
         self.schedule = LossSchedule(
@@ -601,6 +632,8 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
+            if self.per_step_sched:
+                self.scheduler.step()
             self.step_in_epoch += 1
             self.global_step += 1
             self.step_losses.append(step_loss)
@@ -697,6 +730,7 @@ class Trainer:
             "val_niou": res["niou"],
             "val_pd": res["pd"],
             "val_fa": res["fa"],
+            "val_flooded": res["flooded"],
             "val_time_s": self._val_time,
         }
 
@@ -733,7 +767,8 @@ class Trainer:
                             if self.schedule.end_epoch(epoch, val_iou / 100.0):
                                 row["gate_opened"] = 1
                             self._apply_gate()
-                        self.scheduler.step()  # cosine annealing stepped once per epoch (spec 8)
+                        if not self.per_step_sched:
+                            self.scheduler.step()  # cosine annealing stepped once per epoch (spec 8)
                         self.epoch = epoch
                         self.step_in_epoch = 0
                     row["gate_open"] = int(self.schedule.gate_open)
@@ -775,7 +810,10 @@ class Trainer:
         )
         parts = [what, f"loss {row['train_loss']:.4f}", f"lr {row['lr']:.2e}"]
         if "val_iou" in row:
-            parts.append(f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {row['val_pd']:.2f}")
+            parts.append(
+                f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {row['val_pd']:.2f} "
+                f"Fa {row['val_fa']:.1f} flooded {row.get('val_flooded', 0)}"
+            )
         parts.append(f"{row['images_per_s']:.1f} img/s")
         if finished and self.epoch < self.cfg.train.epochs:
             per_epoch = row.get("train_time_s", 0.0) + row.get("val_time_s", 0.0)

@@ -1,7 +1,8 @@
 """Losses (spec section 7; docs/DESIGN.md "Losses").
 
 ``build_loss(name, **kwargs)`` builds one of ``LOSSES``: ``csa`` (the paper's loss), ``sls``, ``bce``,
-``soft_iou``, ``dice``, ``target_centric`` (the alternatives of the paper's Table 3). Every loss is called as
+``soft_iou``, ``dice``, ``target_centric`` (the alternatives of the paper's Table 3), and ``bce_iou``
+(BCE + soft IoU: the ``scratch`` recipe's loss). Every loss is called as
 ``loss_fn(outputs, batch, flags=None)`` and returns a scalar: the sum over the model's outputs.
 
 The training-split target statistics (``area_mean``, ``contrast_mean``, checkpoint key ``target_stats``)
@@ -17,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from irsam2.losses.base import SupervisedLoss
-from irsam2.losses.basic import BCELoss, DiceLoss, SoftIoULoss
+from irsam2.losses.basic import BCEIoULoss, BCELoss, DiceLoss, SoftIoULoss
 from irsam2.losses.csa import CSALoss
 from irsam2.losses.schedule import ALL_ON, LossFlags, LossSchedule
 from irsam2.losses.sls import SLSLoss
@@ -31,6 +32,7 @@ LOSSES: dict[str, type[SupervisedLoss]] = {
     "soft_iou": SoftIoULoss,
     "dice": DiceLoss,
     "target_centric": TargetCentricLoss,
+    "bce_iou": BCEIoULoss,
 }
 
 _TARGET_STATS = ("area_mean", "contrast_mean")
@@ -55,6 +57,7 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
 
 __all__ = [
     "ALL_ON",
+    "BCEIoULoss",
     "LOSSES",
     "BCELoss",
     "CSALoss",

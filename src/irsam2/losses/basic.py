@@ -51,3 +51,34 @@ class DiceLoss(SupervisedLoss):
         g = mask.flatten(-3)
         inter = (p * g).sum(-1)
         return (1.0 - ((2.0 * inter + self.smooth) / (p.sum(-1) + g.sum(-1) + self.smooth)).mean(-1)).sum()
+
+
+class BCEIoULoss(SupervisedLoss):
+    """``BCE(pos_weight) + soft IoU`` per output: the ``scratch`` recipe's loss (docs/results.md, issue 11).
+
+    Soft IoU and SLS alone are region losses: their gradient on a background pixel is ``I / U^2`` (SLS) or
+    ``(I + s) / (U + s)^2`` (soft IoU), which vanishes on a crop without a target and on a frame that is
+    already flooded (U ~ H W). A network trained from scratch with them alone learns targets but never learns
+    to hold whole textured frames negative, and at test time image-global terms (the up-blocks' pooled
+    context) flood some frames. The pixel-wise BCE term charges every false-positive pixel on its own, so
+    the flooded state has a large gradient; ``pos_weight`` (> 1) offsets the ~1:1000 class balance of
+    small targets.
+    """
+
+    def __init__(self, pos_weight: float = 1.0, smooth: float = 1.0) -> None:
+        super().__init__()
+        if not pos_weight > 0:
+            raise ValueError(f"pos_weight must be > 0, got {pos_weight!r}")
+        self.pos_weight = float(pos_weight)
+        self.smooth = float(smooth)
+
+    def total(self, logits: torch.Tensor, mask: torch.Tensor, ctx: Any, flags: LossFlags) -> torch.Tensor:
+        target = mask.expand_as(logits)
+        pw = torch.tensor(self.pos_weight, device=logits.device, dtype=logits.dtype)
+        bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw) * logits.shape[0]
+        p = torch.sigmoid(logits).flatten(-3)
+        g = mask.flatten(-3)
+        inter = (p * g).sum(-1)
+        union = p.sum(-1) + g.sum(-1) - inter
+        iou = (1.0 - ((inter + self.smooth) / (union + self.smooth)).mean(-1)).sum()
+        return bce + iou

@@ -172,6 +172,11 @@ def frame_iou(intersection: int, union: int) -> float:
     return 1.0 if union == 0 else intersection / union
 
 
+#: a frame whose predicted positive fraction exceeds this is "flooded": the symptom of an image-global
+#: failure (issue 11), counted beside IoU so that a few such frames cannot hide in the totals.
+FLOOD_FRACTION = 0.10
+
+
 @dataclass
 class _Totals:
     frames: int = 0
@@ -183,6 +188,7 @@ class _Totals:
     detected: int = 0
     fa_pixels: int = 0
     pred_components: int = 0
+    flooded: int = 0
     per_image: list[dict] = field(default_factory=list)
 
 
@@ -233,11 +239,19 @@ class SegmentationMetrics:
             where = f" for {name}" if name else ""
             raise ValueError(f"score and gt sizes differ{where}: {pred.shape} vs {g.shape}")
         a = analyse_frame(pred, g, self.protocol, self.centroid_dist)
-        return self.add_analysis(a, name=name, shape=g.shape)
+        return self.add_analysis(a, name=name, shape=g.shape, pred_pixels=int(pred.sum()))
 
-    def add_analysis(self, a: FrameAnalysis, name: str | None, shape: tuple[int, int]) -> FrameAnalysis:
+    def add_analysis(
+        self,
+        a: FrameAnalysis,
+        name: str | None,
+        shape: tuple[int, int],
+        pred_pixels: int | None = None,
+    ) -> FrameAnalysis:
         t = self._t
         iou = frame_iou(a.intersection, a.union)
+        frac = pred_pixels / max(int(shape[0]) * int(shape[1]), 1) if pred_pixels is not None else 0.0
+        t.flooded += int(frac > FLOOD_FRACTION)
         t.frames += 1
         t.pixels += int(shape[0]) * int(shape[1])
         t.intersection += a.intersection
@@ -262,6 +276,7 @@ class SegmentationMetrics:
                     "pred_components": a.n_pred,
                     "false_components": int((~a.pred_matched).sum()),
                     "false_alarm_pixels": a.false_alarm_pixels,
+                    "pred_fraction": frac,
                 }
             )
         return a
@@ -284,6 +299,7 @@ class SegmentationMetrics:
             "detected": t.detected,
             "false_alarm_pixels": t.fa_pixels,
             "pred_components": t.pred_components,
+            "flooded": t.flooded,
         }
 
     # -- reduction across ranks / shards -------------------------------------------------------------------
@@ -303,6 +319,7 @@ class SegmentationMetrics:
             "detected": t.detected,
             "fa_pixels": t.fa_pixels,
             "pred_components": t.pred_components,
+            "flooded": t.flooded,
             "per_image": [dict(r) for r in t.per_image],
         }
 
@@ -328,6 +345,7 @@ class SegmentationMetrics:
         t.detected += int(s["detected"])
         t.fa_pixels += int(s["fa_pixels"])
         t.pred_components += int(s["pred_components"])
+        t.flooded += int(s.get("flooded", 0))
         if self.keep_per_image:
             t.per_image.extend(dict(r) for r in s["per_image"])
         return self
