@@ -2,10 +2,10 @@
 
 Ronneberger et al., "U-Net: Convolutional Networks for Biomedical Image Segmentation" (MICCAI 2015): an
 encoder of [Conv3x3 + BN + ReLU] x 2 stages with 2x2 max-pooling, a decoder of bilinear x2 upsampling,
-concatenation with the encoder's map at that scale and [Conv3x3 + BN + ReLU] x 2, and a 1x1 convolution to one logit map.
-Widths 16-32-64-128 and a 128-wide bottleneck give about 0.84 M parameters: a network a user could write in an
-afternoon, so that "IR-SAM2 learns real targets" is measured against something simple trained with the same
-steps, crops and recipe, not only against classical filters.
+concatenation with the encoder's map at that scale and [Conv3x3 + BN + ReLU] x 2, and a 1x1 convolution to
+one logit map. Widths 16-32-64-128 and a 128-wide bottleneck give about 0.84 M parameters: a network a user
+could write in an afternoon, so that "IR-SAM2 learns real targets" is measured against something simple
+trained with the same steps, crops and recipe, not only against classical filters.
 
 Input ``(B, 3, H, W)`` with H and W multiples of 16 (the engine pads to 32); output a 1-tuple of logits
 ``(B, 1, H, W)`` (the engine and the losses take any number of outputs, the first being the prediction).
