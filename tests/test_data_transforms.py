@@ -203,3 +203,16 @@ def test_eval_items_are_padded_and_keep_their_size(tmp_path):
     np.testing.assert_array_equal(crop_to_size(it["mask"][0], it["orig_size"]).numpy() > 0, mask)
     with pytest.raises(Exception, match="different sizes"):
         collate([it, SyntheticIRDataset(1, size=32, norm=NORM)[0]])
+
+
+def test_target_crops_hold_a_target_and_uniform_crops_stay_the_default():
+    frame = np.zeros((256, 256), np.float32)
+    mask = np.zeros((256, 256), bool)
+    mask[200:203, 30:33] = True
+    frame[mask] = 1.0
+    img = normalise(frame, NORM)
+    biased = TrainAugment(crop_size=64, flip_p=0.0, blur_p=0.0, scale=(1.0, 1.0), target_crop_p=1.0)
+    assert all(biased.geometric(img, mask, np.random.default_rng(s))[1].any() for s in range(20))
+    uniform = TrainAugment(crop_size=64, flip_p=0.0, blur_p=0.0, scale=(1.0, 1.0))
+    hits = sum(uniform.geometric(img, mask, np.random.default_rng(s))[1].any() for s in range(20))
+    assert hits < 20  # a 64 crop of a 256 frame misses a single small target most of the time

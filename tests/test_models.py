@@ -41,8 +41,9 @@ def test_model_contract(name: str, variant: str, tmp_path):
     model = create_model(name, variant)
     model.set_head_enabled(True)  # exercise the head where the preset has one
     assert model.head_enabled == (model.head is not None)
-    assert (model.head is not None) == (name in ("irsam2_t", "irsam2_t_rhpm"))
-    assert model.cqg.enabled == (name in ("irsam2_t", "irsam2_t_cqg"))
+    assert (model.head is not None) == (name in ("irsam2_t", "irsam2_t_rhpm", "irsam2_t_notrunk"))
+    assert model.cqg.enabled == (name in ("irsam2_t", "irsam2_t_cqg", "irsam2_t_notrunk"))
+    assert (model.trunk is None) == (name == "irsam2_t_notrunk")
 
     # training step, batch 2: three (B, 1, H, W) logits, gradients reach every trainable parameter
     model.train()

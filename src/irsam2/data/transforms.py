@@ -20,7 +20,8 @@ Training (:class:`TrainAugment`), in this order
        smaller in training than at test. For 256-pixel frames this is the release's "[0.5, 2] x 256";
        ``scale_base=256`` reproduces the release exactly on other sizes;
     4. pad bottom/right to at least ``crop_size`` in both directions;
-    5. random ``crop_size`` x ``crop_size`` crop;
+    5. random ``crop_size`` x ``crop_size`` crop (with probability ``target_crop_p`` one that holds a target
+       pixel; 0 by default, as the spec);
     6. Gaussian blur of the image (not the mask), probability 0.5, sigma ``~ U[0, 1]`` pixels.
 
 Test (:func:`pad_to_multiple`)
@@ -119,6 +120,24 @@ class TrainAugment:
     bank: CopyPasteBank | None = None
     copy_paste_p: float = 0.5
     copy_paste_count: tuple[int, int] = (1, 100)
+    # probability that the crop is placed so that it holds a target pixel (uniform otherwise); 0 = the spec's
+    # uniform crop. Crops smaller than the frame often miss the few target pixels of a frame; a share of
+    # target-holding crops gives every step a positive signal (foreground oversampling, as nnU-Net does).
+    target_crop_p: float = 0.0
+
+    def _crop_origin(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        c = self.crop_size
+        hmax, wmax = mask.shape[0] - c, mask.shape[1] - c
+        if self.target_crop_p > 0 and rng.random() < self.target_crop_p:
+            ys, xs = np.nonzero(mask)
+            if len(ys):
+                k = int(rng.integers(0, len(ys)))
+                ty, tx = int(ys[k]), int(xs[k])
+                # any origin whose window holds (ty, tx), within the frame
+                y = int(rng.integers(max(0, ty - c + 1), min(hmax, ty) + 1))
+                x = int(rng.integers(max(0, tx - c + 1), min(wmax, tx) + 1))
+                return y, x
+        return int(rng.integers(0, hmax + 1)), int(rng.integers(0, wmax + 1))
 
     def paste(self, frame: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
         """Step 1 (raw frame, in place)."""
@@ -143,8 +162,7 @@ class TrainAugment:
             ).view(bool)
         c = self.crop_size
         image, mask = pad_to(image, mask, c, c)
-        y = int(rng.integers(0, image.shape[0] - c + 1))
-        x = int(rng.integers(0, image.shape[1] - c + 1))
+        y, x = self._crop_origin(mask, rng)
         image = np.ascontiguousarray(image[y : y + c, x : x + c])
         mask = np.ascontiguousarray(mask[y : y + c, x : x + c])
         if rng.random() < self.blur_p:

@@ -72,6 +72,7 @@ class DataConfig:
     # training zoom: long side = U[0.5, 2] x scale_base; null = the frame's own long side (the test runs at
     # native resolution), whatever the crop size
     scale_base: int | None = None
+    target_crop_p: float = 0.0  # share of training crops placed to hold a target pixel (0: uniform crops)
     val_fraction: float = 0.1  # validation split carved from the training split (model selection, gate)
     copy_paste: bool = False  # copy-paste of target crops (the release uses it on IRSTD-1k)
     augment: bool = True
@@ -154,6 +155,7 @@ class Config:
                 "must be a multiple of 32",
             ),
             (0.0 <= self.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)"),
+            (0.0 <= self.data.target_crop_p <= 1.0, "data.target_crop_p", "must be in [0, 1]"),
             (self.data.workers >= 0, "data.workers", "must be >= 0"),
             (self.data.synthetic.num_images >= 2, "data.synthetic.num_images", "must be >= 2"),
             (self.data.synthetic.size % 32 == 0, "data.synthetic.size", "must be a multiple of 32"),

@@ -35,7 +35,11 @@ def _augment(cfg: Config) -> Any:
     from irsam2.data import TrainAugment
 
     if cfg.data.augment:
-        return TrainAugment(crop_size=cfg.data.crop_size, scale_base=cfg.data.scale_base)
+        return TrainAugment(
+            crop_size=cfg.data.crop_size,
+            scale_base=cfg.data.scale_base,
+            target_crop_p=cfg.data.target_crop_p,
+        )
     # no augmentation: a fixed-size crop of a frame rescaled so its long side is the crop size
     return TrainAugment(
         crop_size=cfg.data.crop_size,

@@ -59,6 +59,7 @@ class IRSAM2Config:
         "stem"  # "stem": conv-stem X0 and sigmoid(masks) (official); "image": raw image and masks
     )
     freeze_trunk: bool | None = None  # None: frozen iff SAM2 weights are loaded
+    trunk: bool = True  # False: ablation without the Hiera trunk and self-prompts (CNN branch + decoder only)
 
     def __post_init__(self) -> None:
         lam = tuple(float(v) for v in self.lambdas)
@@ -98,9 +99,9 @@ class IRSAM2(nn.Module):
         self.detail1 = nn.Sequential(RCBlock(24, 48), RCBlock(48, 48))
         self.detail2 = nn.Sequential(RCBlock(48, 96), RCBlock(96, 96))
         # Trunk, self-prompts and stage fusions (spec 2).
-        self.trunk = HieraTrunk()
-        self.prompt1 = PromptGenerator(96)
-        self.prompt2 = PromptGenerator(192)
+        self.trunk: HieraTrunk | None = HieraTrunk() if cfg.trunk else None
+        self.prompt1 = PromptGenerator(96) if cfg.trunk else None
+        self.prompt2 = PromptGenerator(192) if cfg.trunk else None
         self.fuse3 = RCBlock(96, 192)
         self.fuse4 = RCBlock(192, 384)
         self.neck = nn.Sequential(
@@ -144,11 +145,12 @@ class IRSAM2(nn.Module):
 
     def set_trunk_frozen(self, frozen: bool) -> None:
         """Freeze (no gradients, no optimiser updates) or unfreeze the Hiera trunk's parameters."""
-        self.trunk.requires_grad_(not frozen)
+        if self.trunk is not None:
+            self.trunk.requires_grad_(not frozen)
 
     @property
     def trunk_frozen(self) -> bool:
-        return not any(p.requires_grad for p in self.trunk.parameters())
+        return self.trunk is not None and not any(p.requires_grad for p in self.trunk.parameters())
 
     # -- forward --
     @staticmethod
@@ -165,10 +167,15 @@ class IRSAM2(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Image -> (F_in (B, 256, H/16, W/16), (d0, d1, d2))."""
-        blocks = self.trunk.blocks
         d0 = self.detail0(x)
         d1 = self.detail1(F.max_pool2d(d0, 2))
         d2 = self.detail2(F.max_pool2d(d1, 2))
+        if self.trunk is None or self.prompt1 is None or self.prompt2 is None:
+            # ablation without the trunk: the stage fusions alone carry the detail branch down to 1/16
+            f3 = self.fuse3(F.max_pool2d(d2, 2))
+            f4 = self.fuse4(F.max_pool2d(f3, 2))
+            return self.neck(f4), (d0, d1, d2)
+        blocks = self.trunk.blocks
 
         s0 = blocks[0](self.trunk.embed(x))  # (B, H/4, W/4, 96) tokens
         p1 = self.prompt1(_nchw(s0) + d2)  # 192 @ H/8

@@ -87,6 +87,13 @@ def irsam2_t_rhpm() -> dict[str, Any]:
     return dict(cqg=False, rhpm_head=True)
 
 
+@register_model
+def irsam2_t_notrunk() -> dict[str, Any]:
+    """Ablation (issue 11): no Hiera trunk and no self-prompts; the CNN detail branch, the stage fusions, CQG,
+    the decoder and the RHPM head only. Does the rest of the network learn when the trunk is from scratch?"""
+    return dict(trunk=False)
+
+
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
@@ -129,6 +136,8 @@ def create_model(
     cfg = resolve_config(name, variant, overrides)
     config = {"name": name, "variant": variant, "overrides": {k: _jsonable(v) for k, v in overrides.items()}}
     model = IRSAM2(cfg, config)
+    if pretrained is not None and not cfg.trunk:
+        raise ModelConfigError(f"model {name!r} has no Hiera trunk: SAM2 weights ({pretrained}) do not apply")
     if pretrained is not None:
         from irsam2.models.sam2_checkpoint import load_sam2_checkpoint
 
