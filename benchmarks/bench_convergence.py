@@ -89,6 +89,8 @@ def train_and_test(name: str, args: argparse.Namespace, out: Path) -> dict:
     )
     model.to(device)
     test = IRSTDDataset(args.data, split="test", preset="nudt", train=False, norm=ckpt["norm"])
+    if args.test_limit:
+        test = torch.utils.data.Subset(test, range(min(args.test_limit, len(test))))
     t1 = time.perf_counter()
     res = evaluate_model(model, test, device=device, roc=False, batch_size=4)
     test_s = time.perf_counter() - t1
@@ -121,6 +123,8 @@ def classical(name: str, args: argparse.Namespace) -> dict:
 
     k = getattr(__import__("irsam2.baselines", fromlist=["default_k"]), "default_k", lambda n: K)(name)
     stems, images, masks = split_files(args.data, "test", preset="nudt")
+    if args.test_limit:
+        stems, images, masks = stems[: args.test_limit], images[: args.test_limit], masks[: args.test_limit]
     acc = EvalAccumulator(0.0, roc=False, score_is_logit=False)
     fn = get_baseline(name)
     t0 = time.perf_counter()
@@ -180,15 +184,16 @@ def main() -> int:
     p.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="NUDT-SIRST folder (default: ../shared/data)"
     )
-    p.add_argument("--steps", type=int, default=600, help="optimizer steps per deep model")
-    p.add_argument("--eval-every", type=int, default=100, help="validate every N steps (the curve)")
+    p.add_argument("--steps", type=int, default=700, help="optimizer steps per deep model")
+    p.add_argument("--eval-every", type=int, default=175, help="validate every N steps (the curve)")
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--workers", type=int, default=1, help="data loader workers")
     p.add_argument("--models", default="irsam2_t,unet_s", help="deep models (registry names)")
     p.add_argument("--classical", default="tophat,maxmedian,pstnn", help="classical methods ('' for none)")
+    p.add_argument("--test-limit", type=int, default=None, help="score the first N test frames (smoke runs)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument(
         "--out", type=Path, default=None, help="output folder (default: runs/bench_convergence-<time>)"

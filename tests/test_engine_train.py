@@ -151,7 +151,7 @@ def test_scratch_recipe_trains_with_a_per_step_schedule(tmp_path: Path) -> None:
     lrs: list[float] = []
     result = train(cfg, on_step=lambda t, info: lrs.append(t.optimizer.param_groups[0]["lr"]))
     assert result.status == "completed" and len(lrs) == 4  # 2 epochs x 2 steps
-    assert lrs[0] == pytest.approx(1e-3)  # after the one warm-up step
+    assert lrs[0] == pytest.approx(2e-3)  # the recipe's peak, after the one warm-up step
     assert lrs[-1] == pytest.approx(1e-6)  # cosine to min_lr at the last step
     assert all(math.isfinite(h["train_loss"]) for h in result.history)
     assert "val_flooded" in result.history[-1]

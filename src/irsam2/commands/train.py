@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--recipe",
         choices=["release", "scratch"],
         help="training recipe on top of the preset: release (the authors', for SAM2 trunk weights) or "
-        "scratch (a trunk from random weights: BCE + soft IoU, AdamW 1e-3, warm-up + cosine per step)",
+        "scratch (a trunk from random weights: BCE + soft IoU, AdamW 2e-3, warm-up + cosine per step, "
+        "target-holding crops)",
     )
     parser.add_argument("--data", help="dataset folder (sets data.root)")
     parser.add_argument(

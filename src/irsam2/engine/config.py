@@ -34,11 +34,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         "loss.pos_weight": 10.0,
         "loss.schedule": False,  # no warm-up/gate: every term and the RHPM head from the first step
         "optim.name": "adamw",
-        "optim.lr": 1.0e-3,
+        "optim.lr": 2.0e-3,
         "optim.betas": [0.9, 0.999],
         "optim.weight_decay": 1.0e-4,
         "sched.name": "warmup_cosine",
         "sched.warmup_fraction": 0.05,
+        "data.target_crop_p": 0.5,  # half the crops hold a target: a positive signal in every step
     },
 }
 
