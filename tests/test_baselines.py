@@ -223,7 +223,7 @@ def test_baselines_command_writes_eval_outputs(tmp_path, capsys):
     for method in ("tophat", "pstnn"):
         payload = json.loads((out / method / "metrics.json").read_text())
         row = payload["metrics"][0]
-        assert row["protocol"] == "standard" and row["frames"] == len(stems)
+        assert row["protocol"] == "basicirstd" and row["frames"] == len(stems)
         assert row["pd"] == 100.0  # one clear point target per smooth frame
         assert payload["settings"]["segmentation"] == "saliency > mean + 3 * std"
         with (out / method / "per_image.csv").open() as f:

@@ -10,7 +10,7 @@ files as `irsam2 eval`: metrics.json and per_image.csv (worst first); plus summa
 Examples:
   irsam2 baselines --data ../shared/data/NUDT-SIRST --methods tophat,maxmedian,pstnn --out runs/baselines_nudt
   irsam2 baselines --data ../shared/data/NUAA-SIRST --preset nuaa_50_50 --methods ipi,ript,nram --workers 8
-  irsam2 baselines --data data/NUDT-SIRST --methods pstnn --k 5 --limit 50 --protocol both
+  irsam2 baselines --data data/NUDT-SIRST --methods pstnn --k 5 --limit 50 --protocol all
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irsam2.commands import add_protocol_argument, protocols_from_args
 from irsam2.utils import UserError
 
 HELP = __doc__
@@ -50,12 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="segmentation threshold mean + k * std of the saliency map (default 3)",
     )
-    parser.add_argument(
-        "--protocol",
-        choices=("standard", "legacy", "both"),
-        default="standard",
-        help="Pd/Fa protocol (default: %(default)s); 'both' prints a row for each",
-    )
+    add_protocol_argument(parser)
     parser.add_argument("--limit", type=int, help="score only the first N frames of the split (quick runs)")
     parser.add_argument(
         "--workers", type=int, default=1, help="processes computing saliency maps (default: %(default)s)"
@@ -95,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be 1 or more, got {args.limit}")
     k = DEFAULT_K if args.k is None else float(args.k)
-    protocols = ("standard", "legacy") if args.protocol == "both" else (args.protocol,)
+    protocols = protocols_from_args(args)
     stems, images, masks = split_files(args.data, args.split, preset=args.preset, split_file=args.split_file)
     if args.limit is not None:
         stems, images, masks = stems[: args.limit], images[: args.limit], masks[: args.limit]
@@ -149,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
         out / "summary.json",
     )
     head = ("method", "protocol", "IoU(%)", "nIoU(%)", "Pd(%)", "Fa(1e-6)", "s/frame")
-    print(f"{head[0]:<11} {head[1]:<9} " + " ".join(f"{h:>8}" for h in head[2:]))
+    print(f"{head[0]:<11} {head[1]:<10} " + " ".join(f"{h:>8}" for h in head[2:]))
     for r in summary:
         print(
-            f"{r['paper_name']:<11} {r['protocol']:<9} {r['iou']:>8.2f} {r['niou']:>8.2f} {r['pd']:>8.2f} "
+            f"{r['paper_name']:<11} {r['protocol']:<10} {r['iou']:>8.2f} {r['niou']:>8.2f} {r['pd']:>8.2f} "
             f"{r['fa']:>8.2f} {r['seconds_per_frame']:>8.3f}"
         )
     print(f"wrote {out / 'summary.json'}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from irsam2.metrics import ROCAccumulator, SegmentationMetrics, analyse_frame
+from irsam2.metrics import DEFAULT_PROTOCOL, ROCAccumulator, SegmentationMetrics, analyse_frame
 from irsam2.metrics.report import (
     draw_overlay,
     format_table,
@@ -78,7 +78,7 @@ class EvalAccumulator:
     def __init__(
         self,
         threshold: float,
-        protocols: Sequence[str] = ("standard",),
+        protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
         score_is_logit: bool = True,
         roc: bool = True,
         roc_thresholds: Any = None,
@@ -154,7 +154,7 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     resize: int | None = None,
     threshold: float = 0.0,
-    protocols: Sequence[str] = ("standard",),
+    protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
     roc: bool = True,
     roc_thresholds: Any = None,
     pdfa_thresholds: Any = DEFAULT_PDFA_THRESHOLDS,
@@ -283,7 +283,7 @@ def evaluate_predictions(
     *,
     resize: int | None = None,
     threshold: float = 0.5,
-    protocols: Sequence[str] = ("standard",),
+    protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
     roc: bool = True,
     roc_thresholds: Any = None,
     pdfa_thresholds: Any = DEFAULT_PDFA_THRESHOLDS,

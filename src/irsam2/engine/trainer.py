@@ -651,8 +651,11 @@ class Trainer:
 
     # -- validation ----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """IoU, nIoU, Pd, Fa on the validation split (each frame at its own size), reduced over the ranks."""
+    def validate(self) -> dict[str, Any]:
+        """IoU, nIoU, Pd, Fa on the validation split (each frame at its own size), reduced over the ranks.
+
+        Pd and Fa by the default metrics protocol (``basicirstd``), named in ``val_protocol``.
+        """
         from irsam2.data import collate
         from irsam2.metrics import SegmentationMetrics
 
@@ -697,6 +700,7 @@ class Trainer:
             "val_niou": res["niou"],
             "val_pd": res["pd"],
             "val_fa": res["fa"],
+            "val_protocol": res["protocol"],
             "val_time_s": self._val_time,
         }
 
@@ -775,7 +779,10 @@ class Trainer:
         )
         parts = [what, f"loss {row['train_loss']:.4f}", f"lr {row['lr']:.2e}"]
         if "val_iou" in row:
-            parts.append(f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {row['val_pd']:.2f}")
+            parts.append(
+                f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {row['val_pd']:.2f} "
+                f"Fa {row['val_fa']:.1f} ({row.get('val_protocol', '?')})"
+            )
         parts.append(f"{row['images_per_s']:.1f} img/s")
         if finished and self.epoch < self.cfg.train.epochs:
             per_epoch = row.get("train_time_s", 0.0) + row.get("val_time_s", 0.0)
