@@ -162,6 +162,7 @@ def test_cli_predictions_mode_writes_everything(tmp_path: Path, capsys: pytest.C
     assert eval_cmd.run(args) == 0
     printed = capsys.readouterr().out
     assert "Fa(1e-6)" in printed and "IoU(%)" in printed
+    assert "padded" not in printed and "each frame at its own size" in printed  # predictions: scored as given
     for protocol in ("basicirstd", "optimal", "legacy"):  # a row and its rule for each
         assert sum(line.lstrip().startswith(protocol) for line in printed.splitlines()) == 2
     data = json.loads((out / "metrics.json").read_text())
@@ -204,7 +205,7 @@ def test_cli_checkpoint_mode_on_synthetic_frames(tmp_path: Path, tiny_checkpoint
     args.device, args.quiet = "cpu", True
     assert eval_cmd.run(args) == 0
     printed = capsys.readouterr().out
-    assert "basicirstd" in printed
+    assert "basicirstd" in printed and "padded to a multiple of 32" in printed
     res = json.loads((out / "metrics.json").read_text())
     m = res["metrics"][0]
     assert m["frames"] == 3 and m["pixels"] == 3 * 64 * 64 and m["threshold"] == 0.0

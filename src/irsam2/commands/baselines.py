@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from irsam2.commands import add_protocol_argument, protocols_from_args
-from irsam2.utils import UserError
+from irsam2.utils import UserError, progress
 
 HELP = __doc__
 logger = logging.getLogger(__name__)
@@ -73,8 +73,6 @@ def _saliency(job: tuple[str, str, np.ndarray]) -> tuple[np.ndarray, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from irsam2.baselines import DEFAULT_K, PAPER_NAMES, get_baseline, score_map
     from irsam2.data.io import read_frame, read_mask
     from irsam2.engine.evaluate import EvalAccumulator, resolution_name, split_files, write_outputs
@@ -112,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             jobs = [(method, s, f) for s, f in zip(stems, frames)]
             results = pool.map(_saliency, jobs, chunksize=4) if pool else map(_saliency, jobs)
             if not args.quiet:
-                results = tqdm(results, total=len(jobs), desc=method, unit="frame")
+                results = progress(results, total=len(jobs), desc=method, unit="frame")
             seconds = 0.0
             for (sal, dt), stem, gt in zip(results, stems, gts):
                 seconds += dt
@@ -129,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 "k": k,
                 "seconds_per_frame": seconds / len(stems),
                 "mode": "baselines",
-                "resolution": resolution_name(None).split(" (")[0] + " (each frame at its own size)",
+                "resolution": resolution_name(None, padded=False),
             }
             result = acc.result(settings)
             paths = write_outputs(result, out / method)

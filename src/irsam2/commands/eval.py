@@ -1,7 +1,8 @@
 """Evaluate a checkpoint (or a folder of predictions) on a test split: IoU, nIoU, Pd, Fa, ROC (spec 8).
 
-Metrics are computed at each frame's own resolution (padded to a multiple of 32, cropped back) unless --resize
-is given; IoU, nIoU and Pd are printed in %, Fa in 1e-6, each row with the protocol that produced it:
+Metrics are computed at each frame's own resolution (a checkpoint's input is padded to a multiple of 32, its
+output cropped back; predictions are scored as they are) unless --resize is given; IoU, nIoU and Pd are
+printed in %, Fa in 1e-6, each row with the protocol that produced it:
   basicirstd  (default) the field's rule (BasicIRSTD, PyIRSTDMetrics): targets in label order each take the
               first free predicted component whose centroid is < 3 px away; Fa = pixels of unmatched
               predicted components / all pixels. Comparable with published tables.

@@ -3,7 +3,8 @@
 ``train(config) -> TrainResult`` runs a whole training: Adan with per-epoch cosine annealing, gradient
 accumulation up to the recipe's batch, CUDA autocast (bf16/fp16) or plain CPU, the loss schedule whose gate is
 measured on the *validation* split carved from the training split (never the test split), checkpoints ``last``
-(every epoch) and ``best`` (validation IoU), TensorBoard scalars, a CSV log and a tqdm bar.
+(every epoch) and ``best`` (validation IoU), TensorBoard scalars, a CSV log and a progress bar (on a terminal
+only: a log file gets one line per epoch).
 
 Resuming. Data order and augmentation randomness are a function of ``(seed, epoch, rank)``: at the start of
 every epoch the sampler, the loader's generator and the process RNGs are reseeded from it, so a run resumed
@@ -38,7 +39,7 @@ from torch.utils.data.distributed import DistributedSampler
 from irsam2.checkpoint import atomic_save, load_irsam2_checkpoint, model_payload
 from irsam2.engine import distributed as D
 from irsam2.engine.config import Config, config_from_dict, load_config, save_config
-from irsam2.utils import UserError, logger
+from irsam2.utils import UserError, logger, progress
 
 CKPT_LAST = "last.pt"
 CKPT_BEST = "best.pt"
@@ -547,11 +548,11 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         bar = None
         if cfg.train.progress and self.dist.is_main:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(
-                total=steps, initial=resume_step, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False
-            )
+            # a bar on a terminal only; in a log file the epoch's row (_print_row) is its one line
+            bar = progress(
+                total=steps, initial=resume_step, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="step",
+                leave=False, summary=False,
+            )  # fmt: skip
         t0 = time.perf_counter()
         loss_sum, loss_n = 0.0, 0
         it = iter(loader)
