@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from irsam2.baselines import BASELINES, DEFAULT_K, adaptive_threshold, get_baseline, score_map, segment
+from irsam2.baselines import (
+    BASELINES,
+    DEFAULT_K,
+    DEFAULT_KS,
+    adaptive_threshold,
+    get_baseline,
+    score_map,
+    segment,
+)
 from irsam2.baselines.common import (
     as_frame,
     extract_patches,
@@ -228,11 +236,26 @@ def test_baselines_command_writes_eval_outputs(tmp_path, capsys):
         row = payload["metrics"][0]
         assert row["protocol"] == "basicirstd" and row["frames"] == len(stems)
         assert row["pd"] == 100.0  # one clear point target per smooth frame
-        assert payload["settings"]["segmentation"] == "saliency > mean + 3 * std"
+        # each method's own default k (Top-hat 12, PSTNN 3), chosen on training splits
+        assert payload["settings"]["segmentation"] == f"saliency > mean + {DEFAULT_KS[method]:g} * std"
+        assert payload["settings"]["k"] == DEFAULT_KS[method]
         with (out / method / "per_image.csv").open() as f:
             assert sorted(r["name"] for r in csv.DictReader(f)) == stems
     summary = json.loads((out / "summary.json").read_text())
     assert [r["method"] for r in summary["rows"]] == ["tophat", "pstnn"]
+    # --k sets one k for every method
+    rc = main(
+        ["baselines", "--data", str(tmp_path / "ds"), "--methods", "tophat", "--k", "5", "--out", str(out)]
+    )
+    assert rc == 0
+    payload = json.loads((out / "tophat" / "metrics.json").read_text())
+    assert payload["settings"]["k"] == 5.0
+
+
+def test_every_baseline_has_a_default_k():
+    assert set(DEFAULT_KS) == set(BASELINES)
+    assert DEFAULT_KS["tophat"] == 12.0 and DEFAULT_KS["maxmedian"] == 4.0
+    assert all(k > 0 for k in DEFAULT_KS.values())
 
 
 def test_baselines_command_user_errors(tmp_path, capsys):
