@@ -57,12 +57,12 @@ def main() -> None:
     noisy = make_frames(max(args.frames // 3, 1), args.size, noisy=True, seed=1)
     n_comp = np.mean([ndimage.label(s > 0, np.ones((3, 3)))[1] for s, _ in noisy[:10]])
     print(f"frames {args.size}x{args.size}, best of {args.repeats} passes")
-    r = rate(SegmentationMetrics, typical, args.repeats)
-    print(f"SegmentationMetrics standard, typical frames: {r:8.1f} frames/s  (target >= 500)")
-    r = rate(lambda: SegmentationMetrics(protocol="legacy"), typical, args.repeats)
-    print(f"SegmentationMetrics legacy,   typical frames: {r:8.1f} frames/s")
-    r = rate(SegmentationMetrics, noisy, args.repeats)
-    print(f"SegmentationMetrics standard, noisy frames (~{n_comp:.0f} components): {r:8.1f} frames/s")
+    for protocol in ("basicirstd", "optimal", "legacy"):
+        r = rate(lambda p=protocol: SegmentationMetrics(protocol=p), typical, args.repeats)
+        print(f"SegmentationMetrics {protocol:<10}, typical frames: {r:8.1f} frames/s  (target >= 500)")
+    for protocol in ("basicirstd", "optimal"):
+        r = rate(lambda p=protocol: SegmentationMetrics(protocol=p), noisy, args.repeats)
+        print(f"SegmentationMetrics {protocol:<10}, noisy frames (~{n_comp:.0f} comp.): {r:8.1f} frames/s")
     probs = [(1 / (1 + np.exp(-s.astype(np.float64))), g) for s, g in typical[: args.frames // 3]]
     r = rate(lambda: ROCAccumulator(pdfa_thresholds=None), probs, args.repeats)
     print(f"ROCAccumulator pixel ROC (201 thresholds):   {r:8.1f} frames/s")

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from irsam2.baselines import BASELINES, DEFAULT_K, adaptive_threshold, get_baseline, score_map, segment
+from irsam2.baselines import (
+    BASELINES,
+    DEFAULT_K,
+    DEFAULT_KS,
+    adaptive_threshold,
+    get_baseline,
+    score_map,
+    segment,
+)
 from irsam2.baselines.common import (
     as_frame,
     extract_patches,
@@ -142,7 +150,10 @@ def test_svt_matches_a_dense_reference():
     rng = np.random.default_rng(0)
     m = rng.normal(size=(200, 40)) @ rng.normal(size=(40, 60))
     u, s, vt = np.linalg.svd(m, full_matrices=False)
-    tau = s[10]
+    # tau halfway between two singular values, never equal to one: the kept rank (10) must not depend on how
+    # a CPU's BLAS rounds a tie (tau = s[10] gave rank 11 on an AMD EPYC)
+    assert s[9] - s[10] > 1e-3 * s[0]
+    tau = 0.5 * (s[9] + s[10])
     ref = (u * np.maximum(s - tau, 0)) @ vt
     for mat, want in ((m, ref), (m.T, ref.T)):
         got, r = svt(mat, tau)
@@ -223,13 +234,28 @@ def test_baselines_command_writes_eval_outputs(tmp_path, capsys):
     for method in ("tophat", "pstnn"):
         payload = json.loads((out / method / "metrics.json").read_text())
         row = payload["metrics"][0]
-        assert row["protocol"] == "standard" and row["frames"] == len(stems)
+        assert row["protocol"] == "basicirstd" and row["frames"] == len(stems)
         assert row["pd"] == 100.0  # one clear point target per smooth frame
-        assert payload["settings"]["segmentation"] == "saliency > mean + 3 * std"
+        # each method's own default k (Top-hat 12, PSTNN 3), chosen on training splits
+        assert payload["settings"]["segmentation"] == f"saliency > mean + {DEFAULT_KS[method]:g} * std"
+        assert payload["settings"]["k"] == DEFAULT_KS[method]
         with (out / method / "per_image.csv").open() as f:
             assert sorted(r["name"] for r in csv.DictReader(f)) == stems
     summary = json.loads((out / "summary.json").read_text())
     assert [r["method"] for r in summary["rows"]] == ["tophat", "pstnn"]
+    # --k sets one k for every method
+    rc = main(
+        ["baselines", "--data", str(tmp_path / "ds"), "--methods", "tophat", "--k", "5", "--out", str(out)]
+    )
+    assert rc == 0
+    payload = json.loads((out / "tophat" / "metrics.json").read_text())
+    assert payload["settings"]["k"] == 5.0
+
+
+def test_every_baseline_has_a_default_k():
+    assert set(DEFAULT_KS) == set(BASELINES)
+    assert DEFAULT_KS["tophat"] == 12.0 and DEFAULT_KS["maxmedian"] == 4.0
+    assert all(k > 0 for k in DEFAULT_KS.values())
 
 
 def test_baselines_command_user_errors(tmp_path, capsys):

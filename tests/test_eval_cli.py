@@ -106,9 +106,9 @@ def test_evaluate_model_shifted_prediction_and_resize_protocol():
     shifted = evaluate_model(Oracle(), oracle_items(shift=(0, 3)), roc=False).metrics[0]
     assert shifted["pd"] == 0.0  # every blob 3 px off: not strictly closer than 3
     assert shifted["false_alarm_pixels"] == 4 * (9 + 4)
-    r = evaluate_model(Oracle(), oracle_items(), resize=256, protocols=("standard", "legacy"), roc=False)
+    r = evaluate_model(Oracle(), oracle_items(), resize=256, protocols=("basicirstd", "legacy"), roc=False)
     assert [(p["height"], p["width"]) for p in r.per_image] == [(256, 256)] * 4
-    assert [m["protocol"] for m in r.metrics] == ["standard", "legacy"]
+    assert [m["protocol"] for m in r.metrics] == ["basicirstd", "legacy"]
     assert r.metrics[0]["pd"] == 100.0 and "256x256" in r.settings["resolution"]
     with pytest.raises(UserError, match="multiple of 32"):
         evaluate_model(Oracle(), oracle_items(), resize=100)
@@ -158,17 +158,23 @@ def test_cli_predictions_mode_writes_everything(tmp_path: Path, capsys: pytest.C
         write_mask(pred / f"{stem}.png", p)
     out = tmp_path / "out"
     args = parse(["--data", str(tmp_path / "data"), "--predictions", str(pred), "--out", str(out)])
-    args.overlays, args.protocol, args.quiet = 2, "both", True
+    args.overlays, args.protocol, args.quiet = 2, "all", True
     assert eval_cmd.run(args) == 0
     printed = capsys.readouterr().out
-    assert "standard" in printed and "legacy" in printed and "Fa(1e-6)" in printed and "IoU(%)" in printed
+    assert "Fa(1e-6)" in printed and "IoU(%)" in printed
+    assert "padded" not in printed and "each frame at its own size" in printed  # predictions: scored as given
+    for protocol in ("basicirstd", "optimal", "legacy"):  # a row and its rule for each
+        assert sum(line.lstrip().startswith(protocol) for line in printed.splitlines()) == 2
     data = json.loads((out / "metrics.json").read_text())
     std = data["metrics"][0]
-    assert std["protocol"] == "standard" and std["false_alarm_pixels"] == 4
+    assert std["protocol"] == "basicirstd" and std["false_alarm_pixels"] == 4
+    assert [m["protocol"] for m in data["metrics"]] == ["basicirstd", "optimal", "legacy"]
+    assert "greedy" in std["protocol_rule"]
     assert std["pd"] == pytest.approx(100 * 6 / 8)
     assert std["fa"] == pytest.approx(1e6 * 4 / sum(h * w for h, w in SIZES))
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     assert rows[0]["name"] == "f2" and rows[0]["false_alarm_pixels"] == "4"  # worst first
+    assert {r["protocol"] for r in rows} == {"basicirstd"}
     assert [float(r["iou"]) for r in rows] == sorted(float(r["iou"]) for r in rows)
     assert (out / "roc.csv").is_file() and (out / "pdfa.csv").is_file()
     assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG"
@@ -198,7 +204,8 @@ def test_cli_checkpoint_mode_on_synthetic_frames(tmp_path: Path, tiny_checkpoint
     )
     args.device, args.quiet = "cpu", True
     assert eval_cmd.run(args) == 0
-    assert "standard" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "basicirstd" in printed and "padded to a multiple of 32" in printed
     res = json.loads((out / "metrics.json").read_text())
     m = res["metrics"][0]
     assert m["frames"] == 3 and m["pixels"] == 3 * 64 * 64 and m["threshold"] == 0.0
@@ -252,7 +259,7 @@ def test_nuaa_ground_truth_as_predictions_scores_perfectly(shared_data: Path, tm
             write_mask(pred / f"{stem}.png", read_mask(mp, size=size))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataRepairWarning)
-        r = evaluate_predictions(pred, stems, images, masks, protocols=("standard", "legacy"), roc=False)
+        r = evaluate_predictions(pred, stems, images, masks, protocols=("basicirstd", "legacy"), roc=False)
     for m in r.metrics:
         assert (m["iou"], m["niou"], m["pd"], m["fa"]) == (100.0, 100.0, 100.0, 0.0)
     assert len({(p["height"], p["width"]) for p in r.per_image}) > 5

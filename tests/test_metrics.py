@@ -11,16 +11,23 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from irsam2.metrics import ROCAccumulator, SegmentationMetrics, analyse_frame, auc_trapezoid
+from irsam2.metrics import (
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
+    ROCAccumulator,
+    SegmentationMetrics,
+    analyse_frame,
+    auc_trapezoid,
+)
 from irsam2.metrics.roc import plot_curves, save_pdfa_csv, save_roc_csv
-from irsam2.metrics.seg import _components
+from irsam2.metrics.seg import _components, expand_protocols
 
 
 def blank(h: int = 64, w: int = 64) -> np.ndarray:
     return np.zeros((h, w), dtype=bool)
 
 
-def run(pred: np.ndarray, gt: np.ndarray, protocol: str = "standard") -> dict:
+def run(pred: np.ndarray, gt: np.ndarray, protocol: str = DEFAULT_PROTOCOL) -> dict:
     m = SegmentationMetrics(protocol=protocol)
     m.update(pred.astype(np.float32) * 2 - 1, gt)  # logits: +1 inside, -1 outside
     return m.compute() | {"record": m.per_image[0]}
@@ -67,13 +74,15 @@ def test_two_predicted_blobs_near_one_target():
     pred = blank()
     pred[20, 18] = True  # 2 px left
     pred[20, 22:24] = True  # 2-pixel blob, centroid 2.5 px right
-    for protocol in ("standard", "legacy"):
+    for protocol in PROTOCOLS:
         r = run(pred, gt, protocol)
         assert r["targets"] == 1 and r["detected"] == 1 and r["pd"] == 100.0
         assert r["pred_components"] == 2
-    # standard: the closer blob is matched, the other blob's 2 pixels are false alarms
-    assert run(pred, gt)["false_alarm_pixels"] == 2
-    assert run(pred, gt)["record"]["false_components"] == 1
+    # optimal: the closer blob is matched; basicirstd: the first in label order (the same left blob here);
+    # either way the other blob's 2 pixels are false alarms
+    for protocol in ("basicirstd", "optimal"):
+        assert run(pred, gt, protocol)["false_alarm_pixels"] == 2
+        assert run(pred, gt, protocol)["record"]["false_components"] == 1
     # legacy: the first blob in label order matches (the left one); the other has another area, so it counts
     # too
     assert run(pred, gt, "legacy")["false_alarm_pixels"] == 2
@@ -102,18 +111,58 @@ def test_one_blob_covering_two_targets_detects_only_one():
     assert r["record"]["missed"] == 1
 
 
-def test_optimal_assignment_beats_label_order_greedy():
+def test_two_targets_4px_apart_greedy_pd_50_optimal_pd_100():
+    """Issue 13's hand case, numbers from the written rules (64 x 64 frame: 4096 pixels).
+
+    T1 (10, 10) and T2 (10, 14) are 4 px apart. P1 (10, 12) is 2 px from both; P2 (12, 9) is sqrt(5) = 2.24 px
+    from T1 and sqrt(29) = 5.39 px from T2. Labels in raster order: T1 before T2, P1 (row 10) before P2.
+    basicirstd: T1 takes the first free component within 3 px, P1; T2 then has only P2, 5.39 px away: missed.
+    Pd = 1/2 = 50 %, Fa = P2's 1 pixel / 4096 = 244.140625e-6.
+    optimal: T1-P2 and T2-P1 credit both: Pd 100 %, Fa 0.
+    legacy: the greedy matching (Pd 50 %), but P2 has P1's area (1 px), so its pixel is dropped: Fa 0.
+    """
     gt = blank()
     gt[10, 10] = True  # T1
     gt[10, 14] = True  # T2
     pred = blank()
-    pred[10, 12] = True  # P1, label 1: 2 px from both targets
-    pred[12, 9] = True  # P2, label 2: 2.24 px from T1, 5.4 px from T2
-    std = run(pred, gt)
-    assert std["detected"] == 2 and std["false_alarm_pixels"] == 0  # T1-P2, T2-P1
+    pred[10, 12] = True  # P1
+    pred[12, 9] = True  # P2
+    greedy = run(pred, gt, "basicirstd")
+    assert greedy["detected"] == 1 and greedy["pd"] == 50.0
+    assert greedy["false_alarm_pixels"] == 1 and greedy["fa"] == 1e6 / 4096 == 244.140625
+    opt = run(pred, gt, "optimal")
+    assert opt["detected"] == 2 and opt["pd"] == 100.0 and opt["false_alarm_pixels"] == 0 and opt["fa"] == 0
     leg = run(pred, gt, "legacy")
-    assert leg["detected"] == 1  # T1 takes P1 first; T2 finds nothing left
-    assert leg["false_alarm_pixels"] == 0  # P2 unmatched but has P1's area: the legacy bug hides it
+    assert leg["detected"] == 1 and leg["pd"] == 50.0 and leg["false_alarm_pixels"] == 0
+    assert analyse_frame(pred, gt, "basicirstd").pairs == [(0, 0)]  # (P1, T1)
+    assert sorted(analyse_frame(pred, gt, "optimal").pairs) == [(0, 1), (1, 0)]
+
+
+def test_second_blob_2px_beside_a_target_greedy_and_optimal_fa_differ():
+    """Issue 13's second hand case: a 2-pixel blob 2 px beside a target, above it in raster order.
+
+    Target: 3 x 3 at rows 19-21, cols 19-21, centroid (20, 20). A: one pixel on the target centre (20, 20),
+    0 px away. B: pixels (18, 19) and (18, 20), centroid (18, 19.5), sqrt(4.25) = 2.06 px away, not touching A
+    (two rows apart). B's first pixel comes first in raster order, so B is label 1, A label 2.
+    basicirstd: the target takes B (first free within 3 px); A's 1 pixel is a false alarm: Fa = 1/4096.
+    optimal: the target takes A (the smaller distance); B's 2 pixels are false alarms: Fa = 2/4096.
+    legacy: matches B like basicirstd; A's area (1) differs from B's (2), so Fa = 1/4096.
+    Pd is 100 % under every rule; IoU = 1 / 11 (intersection: A's pixel; union: 9 target pixels and B's 2).
+    """
+    gt = blank()
+    gt[19:22, 19:22] = True
+    pred = blank()
+    pred[20, 20] = True  # A
+    pred[18, 19:21] = True  # B
+    res = {p: run(pred, gt, p) for p in PROTOCOLS}
+    for r in res.values():
+        assert r["detected"] == 1 and r["pd"] == 100.0 and r["pred_components"] == 2
+        assert r["iou"] == pytest.approx(100 / 11)
+    assert res["basicirstd"]["false_alarm_pixels"] == 1 and res["basicirstd"]["fa"] == 1e6 / 4096
+    assert res["optimal"]["false_alarm_pixels"] == 2 and res["optimal"]["fa"] == 2e6 / 4096
+    assert res["legacy"]["false_alarm_pixels"] == 1
+    assert analyse_frame(pred, gt, "basicirstd").pairs == [(0, 0)]  # B is label 1 (index 0)
+    assert analyse_frame(pred, gt, "optimal").pairs == [(1, 0)]
 
 
 def test_unmatched_blob_with_a_matched_blobs_area():
@@ -123,14 +172,15 @@ def test_unmatched_blob_with_a_matched_blobs_area():
     pred[5:7, 5:7] = True  # matched, area 4
     pred[30:32, 30:32] = True  # unmatched, area 4 (same)
     pred[50, 40:43] = True  # unmatched, area 3
-    std = run(pred, gt)
     leg = run(pred, gt, "legacy")
-    assert std["detected"] == leg["detected"] == 1
-    assert std["false_alarm_pixels"] == 7
-    assert leg["false_alarm_pixels"] == 3
-    assert std["false_alarm_pixels"] - leg["false_alarm_pixels"] == 4  # exactly the same-area blob's pixels
-    assert std["fa"] - leg["fa"] == pytest.approx(4 / 4096 * 1e6)
-    assert std["protocol"] == "standard" and leg["protocol"] == "legacy"
+    for protocol in ("basicirstd", "optimal"):
+        std = run(pred, gt, protocol)
+        assert std["detected"] == leg["detected"] == 1
+        assert std["false_alarm_pixels"] == 7
+        assert leg["false_alarm_pixels"] == 3
+        assert std["false_alarm_pixels"] - leg["false_alarm_pixels"] == 4  # the same-area blob's pixels
+        assert std["fa"] - leg["fa"] == pytest.approx(4 / 4096 * 1e6)
+        assert std["protocol"] == protocol and leg["protocol"] == "legacy"
 
 
 def legacy_reference(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
@@ -152,21 +202,84 @@ def legacy_reference(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
     return detected, int(sum(a for a in all_areas if a not in true_areas))
 
 
-def test_legacy_protocol_reproduces_the_reference_loop_on_random_frames():
-    rng = np.random.default_rng(0)
-    for _ in range(30):
+def basicirstd_reference(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
+    """The field's rule written out plainly from its text, pixel by pixel: (detected, false-alarm pixels).
+
+    Targets in label order; each takes the first still-free predicted component in label order whose centroid
+    is strictly closer than 3 px; Fa = every predicted pixel outside the matched components.
+    """
+    s = np.ones((3, 3))
+    pl, npred = ndimage.label(pred, s)
+    gl, ngt = ndimage.label(gt, s)
+    free = list(range(1, npred + 1))
+    matched_pixels = np.zeros(pred.shape, bool)
+    detected = 0
+    for j in range(1, ngt + 1):
+        c = np.argwhere(gl == j).mean(0)
+        for m in free:
+            if np.linalg.norm(np.argwhere(pl == m).mean(0) - c) < 3:
+                detected += 1
+                matched_pixels |= pl == m
+                free.remove(m)
+                break
+    return detected, int((pred & ~matched_pixels).sum())
+
+
+def random_frames(seed: int, n: int = 30) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Targets and predictions with nearby blobs: ambiguous matchings happen often."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
         gt = ndimage.binary_dilation(rng.random((48, 48)) > 0.992, iterations=1)
         pred = ndimage.binary_dilation(rng.random((48, 48)) > 0.985) | (rng.random((48, 48)) > 0.99)
+        out.append((pred, gt))
+    return out
+
+
+def test_legacy_protocol_reproduces_the_reference_loop_on_random_frames():
+    for pred, gt in random_frames(0):
         a = analyse_frame(pred, gt, "legacy")
         assert (len(a.pairs), a.false_alarm_pixels) == legacy_reference(pred, gt)
 
 
-def test_standard_matching_is_maximum_cardinality():
+def test_basicirstd_protocol_reproduces_the_written_rule_on_random_frames():
+    differs = 0
+    for pred, gt in random_frames(7, 60):
+        a = analyse_frame(pred, gt, "basicirstd")
+        assert (len(a.pairs), a.false_alarm_pixels) == basicirstd_reference(pred, gt)
+        o = analyse_frame(pred, gt, "optimal")
+        differs += (len(o.pairs), o.false_alarm_pixels) != (len(a.pairs), a.false_alarm_pixels)
+        assert len(o.pairs) >= len(a.pairs)  # the optimal assignment never credits fewer targets
+    assert differs > 0  # the frames do exercise the difference between the rules
+
+
+def test_labels_are_in_raster_order_of_the_first_pixel():
+    # the label order scikit-image (BasicIRSTD, PyIRSTDMetrics) uses too; greedy matching depends on it
+    rng = np.random.default_rng(8)
+    mask = rng.random((64, 64)) > 0.8
+    labels, n, _, _ = _components(mask)
+    first = [np.flatnonzero(labels.ravel() == i)[0] for i in range(1, n + 1)]
+    assert n > 10 and first == sorted(first)
+
+
+def test_default_protocol_and_deprecated_names():
+    assert DEFAULT_PROTOCOL == "basicirstd" == SegmentationMetrics().protocol == ROCAccumulator().protocol
+    with pytest.warns(FutureWarning, match="optimal"):
+        m = SegmentationMetrics(protocol="standard")
+    assert m.protocol == "optimal" and m.compute()["protocol"] == "optimal"
+    assert expand_protocols("all") == PROTOCOLS == ("basicirstd", "optimal", "legacy")
+    with pytest.warns(FutureWarning, match="all"):
+        assert expand_protocols("both") == PROTOCOLS
+    with pytest.raises(ValueError, match="unknown metrics protocol"):
+        expand_protocols("greedy")
+
+
+def test_optimal_matching_is_maximum_cardinality():
     rng = np.random.default_rng(1)
     for _ in range(40):
         gt = rng.random((32, 32)) > 0.97
         pred = rng.random((32, 32)) > 0.96
-        a = analyse_frame(pred, gt, "standard")
+        a = analyse_frame(pred, gt, "optimal")
         d = np.linalg.norm(a.pred_centroids[:, None] - a.gt_centroids[None], axis=-1)
         graph = csr_matrix((d < 3).astype(np.int8)) if d.size else csr_matrix((a.n_pred, a.n_gt))
         best = int((maximum_bipartite_matching(graph, perm_type="column") >= 0).sum()) if d.size else 0
@@ -186,8 +299,9 @@ def test_vectorised_components_match_ndimage_on_noise():
     np.testing.assert_array_equal(areas, ndimage.sum_labels(mask, ref_labels, idx))
     np.testing.assert_allclose(cents, np.array(ndimage.center_of_mass(mask, ref_labels, idx)))
     # and the full analysis runs on it
-    a = analyse_frame(mask, mask, "standard")
-    assert len(a.pairs) == n and a.false_alarm_pixels == 0
+    for protocol in PROTOCOLS:
+        a = analyse_frame(mask, mask, protocol)
+        assert len(a.pairs) == n and a.false_alarm_pixels == 0
 
 
 # -- empty frames, sizes, thresholds ------------------------------------------------------------------------
@@ -196,7 +310,8 @@ def test_empty_ground_truth_without_and_with_predictions():
     m.update(np.full((64, 64), -5.0), blank())
     r = m.compute()
     assert r["targets"] == 0 and math.isnan(r["pd"]) and math.isnan(r["iou"])
-    assert r["fa"] == 0.0 and r["niou"] == 100.0 and m.per_image[0]["iou"] == 1.0
+    # nIoU: a frame with no target and no prediction counts 0, as in the field's reference code
+    assert r["fa"] == 0.0 and r["niou"] == 0.0 and m.per_image[0]["iou"] == 0.0
 
     pred = np.full((64, 64), -5.0)
     pred[3:5, 3:5] = 5.0
@@ -204,7 +319,7 @@ def test_empty_ground_truth_without_and_with_predictions():
     r = m.compute()
     assert r["false_alarm_pixels"] == 4
     assert r["fa"] == pytest.approx(4 / (2 * 4096) * 1e6)
-    assert r["iou"] == 0.0 and r["niou"] == 50.0  # (1 + 0) / 2
+    assert r["iou"] == 0.0 and r["niou"] == 0.0  # (0 + 0) / 2
     assert m.per_image[1]["name"] == "noisy" and m.per_image[1]["iou"] == 0.0
 
 
@@ -226,7 +341,7 @@ def test_frames_of_different_sizes():
     r = m.compute()
     assert r["frames"] == 3 and r["pixels"] == 64 * 64 + 48 * 80 + 96 * 135
     assert r["iou"] == pytest.approx(100 * 9 / (10 + 5))
-    assert r["niou"] == pytest.approx(100 * (0.9 + 0.0 + 1.0) / 3)
+    assert r["niou"] == pytest.approx(100 * (0.9 + 0.0 + 0.0) / 3)  # the empty frame c counts 0
     assert r["pd"] == 50.0
     assert r["fa"] == pytest.approx(1e6 * 1 / r["pixels"])
     assert [(p["height"], p["width"]) for p in m.per_image] == [(64, 64), (48, 80), (96, 135)]

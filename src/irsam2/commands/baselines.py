@@ -3,14 +3,17 @@ dataset split under the same protocol as `irsam2 eval`.
 
 Each frame is read at its own resolution, scaled to the 8-bit grey range (0-255, the scale the methods'
 published parameters assume), turned into a saliency map by the method, and segmented by the rule of those
-papers: saliency > mean + k * std of the map (--k). IoU, nIoU and Pd are printed in %, Fa in 1e-6, with the
-metrics protocol of each row (see `irsam2 eval --help`). Writes under --out, one folder per method, the same
-files as `irsam2 eval`: metrics.json and per_image.csv (worst first); plus summary.json over all methods.
+papers: saliency > mean + k * std of the map. k is per method by default (irsam2.baselines.DEFAULT_KS: Top-hat
+12, Max-median 4, the others 3), each chosen on the training splits of NUDT-SIRST and NUAA-SIRST, never on a
+test frame (docs/baselines.md); --k sets one k for every method. IoU, nIoU and Pd are printed in %, Fa in
+1e-6, with the metrics protocol of each row (see `irsam2 eval --help`). Writes under --out, one folder per
+method, the same files as `irsam2 eval`: metrics.json and per_image.csv (worst first); plus summary.json over
+all methods.
 
 Examples:
   irsam2 baselines --data ../shared/data/NUDT-SIRST --methods tophat,maxmedian,pstnn --out runs/baselines_nudt
   irsam2 baselines --data ../shared/data/NUAA-SIRST --preset nuaa_50_50 --methods ipi,ript,nram --workers 8
-  irsam2 baselines --data data/NUDT-SIRST --methods pstnn --k 5 --limit 50 --protocol both
+  irsam2 baselines --data data/NUDT-SIRST --methods pstnn --k 5 --limit 50 --protocol all
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from irsam2.utils import UserError
+from irsam2.commands import add_protocol_argument, protocols_from_args
+from irsam2.utils import UserError, progress
 
 HELP = __doc__
 logger = logging.getLogger(__name__)
@@ -48,14 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--k",
         type=float,
         default=None,
-        help="segmentation threshold mean + k * std of the saliency map (default 3)",
+        help="segmentation threshold mean + k * std of the saliency map, for every method "
+        "(default: each method's own k, irsam2.baselines.DEFAULT_KS)",
     )
-    parser.add_argument(
-        "--protocol",
-        choices=("standard", "legacy", "both"),
-        default="standard",
-        help="Pd/Fa protocol (default: %(default)s); 'both' prints a row for each",
-    )
+    add_protocol_argument(parser)
     parser.add_argument("--limit", type=int, help="score only the first N frames of the split (quick runs)")
     parser.add_argument(
         "--workers", type=int, default=1, help="processes computing saliency maps (default: %(default)s)"
@@ -77,9 +77,7 @@ def _saliency(job: tuple[str, str, np.ndarray]) -> tuple[np.ndarray, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from irsam2.baselines import DEFAULT_K, PAPER_NAMES, get_baseline, score_map
+    from irsam2.baselines import DEFAULT_KS, PAPER_NAMES, get_baseline, score_map
     from irsam2.data.io import read_frame, read_mask
     from irsam2.engine.evaluate import EvalAccumulator, resolution_name, split_files, write_outputs
     from irsam2.metrics.report import format_table, write_json
@@ -94,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be 1 or more, got {args.workers}")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be 1 or more, got {args.limit}")
-    k = DEFAULT_K if args.k is None else float(args.k)
-    protocols = ("standard", "legacy") if args.protocol == "both" else (args.protocol,)
+    protocols = protocols_from_args(args)
     stems, images, masks = split_files(args.data, args.split, preset=args.preset, split_file=args.split_file)
     if args.limit is not None:
         stems, images, masks = stems[: args.limit], images[: args.limit], masks[: args.limit]
@@ -112,11 +109,12 @@ def run(args: argparse.Namespace) -> int:
     pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
     try:
         for method in methods:
+            k = DEFAULT_KS[method] if args.k is None else float(args.k)
             acc = EvalAccumulator(0.0, protocols, score_is_logit=False, roc=False)
             jobs = [(method, s, f) for s, f in zip(stems, frames)]
             results = pool.map(_saliency, jobs, chunksize=4) if pool else map(_saliency, jobs)
             if not args.quiet:
-                results = tqdm(results, total=len(jobs), desc=method, unit="frame")
+                results = progress(results, total=len(jobs), desc=method, unit="frame")
             seconds = 0.0
             for (sal, dt), stem, gt in zip(results, stems, gts):
                 seconds += dt
@@ -133,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 "k": k,
                 "seconds_per_frame": seconds / len(stems),
                 "mode": "baselines",
-                "resolution": resolution_name(None).split(" (")[0] + " (each frame at its own size)",
+                "resolution": resolution_name(None, padded=False),
             }
             result = acc.result(settings)
             paths = write_outputs(result, out / method)
@@ -148,12 +146,12 @@ def run(args: argparse.Namespace) -> int:
         {"data": str(args.data), "split": str(args.split_file or args.split), "rows": summary},
         out / "summary.json",
     )
-    head = ("method", "protocol", "IoU(%)", "nIoU(%)", "Pd(%)", "Fa(1e-6)", "s/frame")
-    print(f"{head[0]:<11} {head[1]:<9} " + " ".join(f"{h:>8}" for h in head[2:]))
+    head = ("method", "protocol", "k", "IoU(%)", "nIoU(%)", "Pd(%)", "Fa(1e-6)", "s/frame")
+    print(f"{head[0]:<11} {head[1]:<10} " + " ".join(f"{h:>8}" for h in head[2:]))
     for r in summary:
         print(
-            f"{r['paper_name']:<11} {r['protocol']:<9} {r['iou']:>8.2f} {r['niou']:>8.2f} {r['pd']:>8.2f} "
-            f"{r['fa']:>8.2f} {r['seconds_per_frame']:>8.3f}"
+            f"{r['paper_name']:<11} {r['protocol']:<10} {r['k']:>8g} {r['iou']:>8.2f} {r['niou']:>8.2f} "
+            f"{r['pd']:>8.2f} {r['fa']:>8.2f} {r['seconds_per_frame']:>8.3f}"
         )
     print(f"wrote {out / 'summary.json'}")
     return 0

@@ -189,7 +189,15 @@ def _pct(x: float | None) -> str:
 
 
 def _fmt_row(name: str, m: dict, auc: float) -> str:
-    return f"| {name} | {m['iou']:.2f} | {m['niou']:.2f} | {m['pd']:.2f} | {m['fa']:.2f} | {auc:.4f} |"
+    return (
+        f"| {name} | {m['protocol']} | {m['iou']:.2f} | {m['niou']:.2f} | {m['pd']:.2f} | {m['fa']:.2f} "
+        f"| {auc:.4f} |"
+    )
+
+
+TABLE_HEAD = (
+    "| method | protocol | IoU (%) | nIoU (%) | Pd (%) | Fa (1e-6) | AUC |\n|---|---|---|---|---|---|---|"
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -289,9 +297,7 @@ def run(args: argparse.Namespace) -> int:
     }
     (out / "metrics.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
     (out / "README.md").write_text(_report(args, payload, rows, k))
-    table = "\n".join(
-        ["| method | IoU (%) | nIoU (%) | Pd (%) | Fa (1e-6) | AUC |", "|---|---|---|---|---|---|", *rows]
-    )
+    table = "\n".join([TABLE_HEAD, *rows])
     print(
         f"[3/4] test set: {len(test)} frames at {args.size}x{args.size} ({timings['evaluate']:.0f} s)\n"
         f"{table}"
@@ -329,11 +335,12 @@ best validation IoU {_pct(tr["best_val_iou"])}.
 Whole demo: {tm["total"]:.0f} s.
 All numbers below were measured in this run.
 
-## Test set ({args.test_images} frames, each at its own resolution, threshold logit > 0, standard protocol)
+## Test set ({args.test_images} frames, each at its own resolution, threshold logit > 0)
 
-| method | IoU (%) | nIoU (%) | Pd (%) | Fa (1e-6) | AUC |
-|---|---|---|---|---|---|
+{TABLE_HEAD}
 {chr(10).join(rows)}
+
+Pd and Fa by the `{m["IR-SAM2"]["protocol"]}` protocol: {m["IR-SAM2"]["protocol_rule"]} (d = 3 px).
 
 {verdict}
 

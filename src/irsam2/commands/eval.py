@@ -1,11 +1,17 @@
 """Evaluate a checkpoint (or a folder of predictions) on a test split: IoU, nIoU, Pd, Fa, ROC (spec 8).
 
-Metrics are computed at each frame's own resolution (padded to a multiple of 32, cropped back) unless --resize
-is given; IoU, nIoU and Pd are printed in %, Fa in 1e-6, each row with the protocol that produced it:
-  standard  each predicted component matches at most one target (optimal assignment), Fa = pixels of unmatched
-            predicted components / all pixels;
-  legacy    the popular codebases' rule (greedy matching; unmatched components with a matched one's area are
-            dropped from Fa), for comparison with older papers only.
+Metrics are computed at each frame's own resolution (a checkpoint's input is padded to a multiple of 32, its
+output cropped back; predictions are scored as they are) unless --resize is given; IoU, nIoU and Pd are
+printed in %, Fa in 1e-6, each row with the protocol that produced it:
+  basicirstd  (default) the field's rule (BasicIRSTD, PyIRSTDMetrics): targets in label order each take the
+              first free predicted component whose centroid is < 3 px away; Fa = pixels of unmatched
+              predicted components / all pixels. Comparable with published tables.
+  optimal     one-to-one optimal assignment (most targets credited, independent of label order); same Fa.
+              'standard' is its old name.
+  legacy      the older codebases' rule (greedy matching; unmatched components with a matched one's area are
+              dropped from Fa), for comparison with older papers and the IR-SAM2 release only.
+  all         a row for each.
+nIoU counts a frame with no target and no prediction as 0, as the reference code does.
 Writes under --out: metrics.json, per_image.csv (worst first), roc.csv, pdfa.csv, roc.png, overlays/
 (--overlays N: the N worst frames, detected targets boxed green, missed red, false alarms yellow).
 
@@ -15,7 +21,7 @@ maps outside [0, 1] are taken for logits.
 
 Examples:
   irsam2 eval --data data/NUDT-SIRST --checkpoint runs/nudt/best.pt
-  irsam2 eval --data data/NUAA-SIRST --preset nuaa --checkpoint best.pt --protocol both --overlays 10
+  irsam2 eval --data data/NUAA-SIRST --preset nuaa --checkpoint best.pt --protocol all --overlays 10
   irsam2 eval --data data/NUDT-SIRST --split test --predictions other_tool/masks --resize 256
 """
 
@@ -25,6 +31,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from irsam2.commands import add_protocol_argument, protocols_from_args
 from irsam2.utils import UserError
 
 HELP = __doc__
@@ -48,12 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--predictions", type=Path, help="a folder of predicted masks / score maps, <stem>.<ext>"
     )
     parser.add_argument("--out", type=Path, help="output folder (default: eval_<checkpoint or folder name>)")
-    parser.add_argument(
-        "--protocol",
-        choices=("standard", "legacy", "both"),
-        default="standard",
-        help="Pd/Fa protocol (default: %(default)s); 'both' prints a row for each",
-    )
+    add_protocol_argument(parser)
     parser.add_argument(
         "--threshold",
         type=float,
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--overlays must be 0 or more, got {args.overlays}")
     if not args.data.is_dir():
         raise UserError(f"{args.data}: dataset folder not found")
-    protocols = ("standard", "legacy") if args.protocol == "both" else (args.protocol,)
+    protocols = protocols_from_args(args)
     split = args.split  # an explicit --split-file wins over it (irsam2.data.layouts)
     common = dict(
         resize=args.resize,

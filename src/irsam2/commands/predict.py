@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from irsam2.utils import UserError
+from irsam2.utils import UserError, progress
 
 HELP = __doc__
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".wmv", ".m4v", ".webm")
@@ -194,7 +194,6 @@ def make_runner(args: argparse.Namespace):  # noqa: ANN201
 
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
-    from tqdm import tqdm
 
     from irsam2.data.io import write_mask
     from irsam2.engine.inference import render_overlay
@@ -215,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary, n_targets = [], 0
     start = time.perf_counter()
-    bar = tqdm(total=len(source), unit="frame", disable=args.quiet, dynamic_ncols=True)
+    bar = progress(total=len(source), desc="predict", unit="frame", disable=args.quiet)
     for pred in runner.predict_stream(source):
         targets = pred.targets()
         n_targets += len(targets)

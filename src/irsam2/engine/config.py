@@ -124,7 +124,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap optimizer steps per epoch (smoke runs)
     val_every: int = 1
     val_batch_size: int = 4
-    progress: bool = True  # tqdm bar
+    progress: bool = True  # tqdm bar on a terminal (a log file gets the one line per epoch only)
     tensorboard: bool = True
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from irsam2.metrics import ROCAccumulator, SegmentationMetrics, analyse_frame
+from irsam2.metrics import DEFAULT_PROTOCOL, ROCAccumulator, SegmentationMetrics, analyse_frame
 from irsam2.metrics.report import (
     draw_overlay,
     format_table,
@@ -36,6 +36,7 @@ from irsam2.metrics.report import (
 )
 from irsam2.metrics.roc import DEFAULT_PDFA_THRESHOLDS, plot_curves, save_pdfa_csv, save_roc_csv
 from irsam2.utils import UserError
+from irsam2.utils import progress as progress_bar
 
 log = logging.getLogger("irsam2.evaluate")
 
@@ -78,7 +79,7 @@ class EvalAccumulator:
     def __init__(
         self,
         threshold: float,
-        protocols: Sequence[str] = ("standard",),
+        protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
         score_is_logit: bool = True,
         roc: bool = True,
         roc_thresholds: Any = None,
@@ -154,7 +155,7 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     resize: int | None = None,
     threshold: float = 0.0,
-    protocols: Sequence[str] = ("standard",),
+    protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
     roc: bool = True,
     roc_thresholds: Any = None,
     pdfa_thresholds: Any = DEFAULT_PDFA_THRESHOLDS,
@@ -191,9 +192,9 @@ def evaluate_model(
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(dataset) if hasattr(dataset, "__len__") else None, desc="eval", unit="frame")
+        bar = progress_bar(
+            total=len(dataset) if hasattr(dataset, "__len__") else None, desc="eval", unit="frame"
+        )
     for item in items:
         h, w = (int(v) for v in item.get("orig_size", _as_numpy(item["mask"]).shape[-2:]))
         img = _as_numpy(item["image"]).astype(np.float32, copy=False)[:, :h, :w]
@@ -216,8 +217,11 @@ def evaluate_model(
     return acc.result(info)
 
 
-def resolution_name(resize: int | None) -> str:
+def resolution_name(resize: int | None, padded: bool = True) -> str:
+    """How frames were scored; ``padded``: a model ran on them (padded to its stride, then cropped back)."""
     if resize is None:
+        if not padded:  # predictions and baselines are scored as they are
+            return "native (each frame at its own size)"
         return "native (padded to a multiple of 32, cropped back)"
     return f"resized to {resize}x{resize} (the release's protocol)"
 
@@ -283,7 +287,7 @@ def evaluate_predictions(
     *,
     resize: int | None = None,
     threshold: float = 0.5,
-    protocols: Sequence[str] = ("standard",),
+    protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
     roc: bool = True,
     roc_thresholds: Any = None,
     pdfa_thresholds: Any = DEFAULT_PDFA_THRESHOLDS,
@@ -306,9 +310,7 @@ def evaluate_predictions(
     converted = []
     it: Iterable = zip(stems, images, masks)
     if progress:
-        from tqdm import tqdm
-
-        it = tqdm(list(it), desc="eval", unit="frame")
+        it = progress_bar(list(it), desc="eval", unit="frame")
     for stem, img_path, mask_path in it:
         with Image.open(img_path) as im:
             size = (im.height, im.width)
@@ -339,7 +341,11 @@ def evaluate_predictions(
             UserWarning,
             stacklevel=2,
         )
-    info = {"mode": "predictions", "predictions": str(predictions), "resolution": resolution_name(resize)}
+    info = {
+        "mode": "predictions",
+        "predictions": str(predictions),
+        "resolution": resolution_name(resize, padded=False),
+    }
     return acc.result(info | (settings or {}))
 
 

@@ -3,7 +3,8 @@
 ``train(config) -> TrainResult`` runs a whole training: Adan with per-epoch cosine annealing, gradient
 accumulation up to the recipe's batch, CUDA autocast (bf16/fp16) or plain CPU, the loss schedule whose gate is
 measured on the *validation* split carved from the training split (never the test split), checkpoints ``last``
-(every epoch) and ``best`` (validation IoU), TensorBoard scalars, a CSV log and a tqdm bar.
+(every epoch) and ``best`` (validation IoU), TensorBoard scalars, a CSV log and a progress bar (on a terminal
+only: a log file gets one line per epoch).
 
 Resuming. Data order and augmentation randomness are a function of ``(seed, epoch, rank)``: at the start of
 every epoch the sampler, the loader's generator and the process RNGs are reseeded from it, so a run resumed
@@ -38,7 +39,7 @@ from torch.utils.data.distributed import DistributedSampler
 from irsam2.checkpoint import atomic_save, load_irsam2_checkpoint, model_payload
 from irsam2.engine import distributed as D
 from irsam2.engine.config import Config, config_from_dict, load_config, save_config
-from irsam2.utils import UserError, logger
+from irsam2.utils import UserError, logger, progress
 
 CKPT_LAST = "last.pt"
 CKPT_BEST = "best.pt"
@@ -578,11 +579,11 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         bar = None
         if cfg.train.progress and self.dist.is_main:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(
-                total=steps, initial=resume_step, desc=f"epoch {epoch}/{cfg.train.epochs}", leave=False
-            )
+            # a bar on a terminal only; in a log file the epoch's row (_print_row) is its one line
+            bar = progress(
+                total=steps, initial=resume_step, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="step",
+                leave=False, summary=False,
+            )  # fmt: skip
         t0 = time.perf_counter()
         loss_sum, loss_n = 0.0, 0
         it = iter(loader)
@@ -684,8 +685,11 @@ class Trainer:
 
     # -- validation ----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """IoU, nIoU, Pd, Fa on the validation split (each frame at its own size), reduced over the ranks."""
+    def validate(self) -> dict[str, Any]:
+        """IoU, nIoU, Pd, Fa on the validation split (each frame at its own size), reduced over the ranks.
+
+        Pd and Fa by the default metrics protocol (``basicirstd``), named in ``val_protocol``.
+        """
         from irsam2.data import collate
         from irsam2.metrics import SegmentationMetrics
 
@@ -731,6 +735,7 @@ class Trainer:
             "val_pd": res["pd"],
             "val_fa": res["fa"],
             "val_flooded": res["flooded"],
+            "val_protocol": res["protocol"],
             "val_time_s": self._val_time,
         }
 
@@ -812,7 +817,7 @@ class Trainer:
         if "val_iou" in row:
             parts.append(
                 f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {row['val_pd']:.2f} "
-                f"Fa {row['val_fa']:.1f} flooded {row.get('val_flooded', 0)}"
+                f"Fa {row['val_fa']:.1f} flooded {row.get('val_flooded', 0)} ({row.get('val_protocol', '?')})"
             )
         parts.append(f"{row['images_per_s']:.1f} img/s")
         if finished and self.epoch < self.cfg.train.epochs:

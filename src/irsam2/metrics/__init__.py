@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from irsam2.metrics.roc import ROCAccumulator, auc_trapezoid
-from irsam2.metrics.seg import PROTOCOLS, FrameAnalysis, SegmentationMetrics, analyse_frame, match_components
+from irsam2.metrics.seg import (
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
+    FrameAnalysis,
+    SegmentationMetrics,
+    analyse_frame,
+    match_components,
+    resolve_protocol,
+)
 
 __all__ = [
+    "DEFAULT_PROTOCOL",
     "PROTOCOLS",
     "FrameAnalysis",
     "ROCAccumulator",
@@ -13,4 +22,5 @@ __all__ = [
     "analyse_frame",
     "auc_trapezoid",
     "match_components",
+    "resolve_protocol",
 ]

@@ -1,7 +1,8 @@
 """Reporting evaluation results as the paper reports them (spec section 8; paper section 4.2, Tables 1-3).
 
 IoU, nIoU and Pd in %, Fa in units of 1e-6, each row labelled with the metrics protocol that produced it
-("standard" or "legacy", see :mod:`irsam2.metrics.seg`), the threshold, and the evaluation resolution. Also:
+(``basicirstd``, ``optimal`` or ``legacy``, see :mod:`irsam2.metrics.seg`; the rule of each is printed under
+the table), the threshold, and the evaluation resolution. Also:
 the JSON file of an evaluation, the per-image CSV sorted worst first, and overlays of the worst frames with
 detected targets (green), missed targets (red) and false alarms (yellow) boxed.
 """
@@ -19,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from irsam2.metrics.seg import FrameAnalysis
+from irsam2.metrics.seg import PROTOCOL_RULES, FrameAnalysis
 
 COLOURS = {
     "detected": (0, 220, 0),  # ground-truth target with a matched prediction
@@ -30,6 +31,7 @@ COLOURS = {
 
 PER_IMAGE_FIELDS = (
     "name",
+    "protocol",
     "iou",
     "targets",
     "detections",
@@ -77,12 +79,16 @@ def format_table(rows: Sequence[dict], resolution: str = "", title: str = "") ->
     lines.append("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths))))
     for b in body:
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(b, widths))))
+    if not rows:
+        lines.append("no results")
+        return "\n".join(lines)
     lines.append(
-        "IoU: cumulative over the set; nIoU: mean per image; Pd: 8-connected targets, centroid < "
-        f"{rows[0]['centroid_dist']:g} px; Fa: unmatched predicted pixels / all pixels"
-        if rows
-        else "no results"
+        "IoU: cumulative over the set; nIoU: mean per image (a frame with no target and no prediction "
+        f"counts 0); Pd: 8-connected targets, centroid < d = {rows[0]['centroid_dist']:g} px; "
+        "Fa: false-alarm pixels / all pixels"
     )
+    for p in dict.fromkeys(str(r["protocol"]) for r in rows):
+        lines.append(f"  {p}: {PROTOCOL_RULES.get(p, '?')}")
     return "\n".join(lines)
 
 

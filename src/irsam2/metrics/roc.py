@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from irsam2.metrics.seg import SegmentationMetrics, binarize_gt, to_numpy_2d
+from irsam2.metrics.seg import (
+    DEFAULT_PROTOCOL,
+    SegmentationMetrics,
+    binarize_gt,
+    resolve_protocol,
+    to_numpy_2d,
+)
 
 DEFAULT_THRESHOLDS = np.linspace(0.0, 1.0, 201)
 DEFAULT_PDFA_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -56,7 +62,7 @@ class ROCAccumulator:
         self,
         thresholds: Any = None,
         pdfa_thresholds: Any = DEFAULT_PDFA_THRESHOLDS,
-        protocol: str = "standard",
+        protocol: str = DEFAULT_PROTOCOL,
         centroid_dist: float = 3.0,
     ) -> None:
         self.thresholds = _sorted_unique(
@@ -64,7 +70,7 @@ class ROCAccumulator:
         )
         pdfa = () if pdfa_thresholds is None else pdfa_thresholds
         self.pdfa_thresholds = _sorted_unique(pdfa, "pdfa_thresholds") if len(pdfa) else np.zeros(0)
-        self.protocol = protocol
+        self.protocol = resolve_protocol(protocol)
         self.centroid_dist = float(centroid_dist)
         self.reset()
 

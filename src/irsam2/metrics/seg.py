@@ -4,32 +4,38 @@ Definitions (threshold: a pixel is predicted when its score is ``> threshold``; 
 
 - **IoU** -- cumulative over the test set: the sum of intersections over the sum of unions (what the field's
   tables call "mIoU").
-- **nIoU** -- the mean of the per-image IoU. A frame with neither target nor prediction scores 1 (nothing to
-  find, nothing found); a frame with no target but a prediction scores 0.
-- **Pd** -- ground-truth and predicted masks are split into 8-connected components. A target is detected when
-  a predicted component's centroid (mean pixel coordinate) lies strictly closer than ``centroid_dist`` (3)
-  pixels (Euclidean). Each predicted component is matched to at most one target and each target to at most one
-  component. Pd = detected targets / all targets.
+- **nIoU** -- the mean of the per-image IoU over every frame. A frame whose union is empty (no target, no
+  prediction) scores 0, as in the field's reference code (BasicIRSTD / DNANet's sample-wise metric and
+  PyIRSTDMetrics, which divide by zero into 0); a frame with no target but a prediction scores 0 too.
+- **Pd** -- ground-truth and predicted masks are split into 8-connected components, labelled in raster order
+  of their first pixel (``scipy.ndimage.label``, the same order as ``skimage.measure.label``). A target is
+  detected when a predicted component's centroid (mean pixel coordinate) lies strictly closer than
+  ``centroid_dist`` (3) pixels (Euclidean). Each predicted component is matched to at most one target and each
+  target to at most one component, by the protocol's rule below. Pd = detected targets / all targets.
 - **Fa** -- the pixels of predicted components matched to no target, over all pixels of all frames; reported
   in units of 1e-6.
 
-Matching rule (``protocol="standard"``): an optimal one-to-one assignment. Among all one-to-one matchings
-that use only pairs closer than ``centroid_dist``, take one with the most pairs (the most targets that can be
-credited), and among those the smallest total centroid distance (``scipy.optimize.linear_sum_assignment`` on
-the candidate pairs). Why not greedy: a greedy pass depends on the order in which components are labelled,
-and it can give a blob lying between two targets to the one target that a second blob could also have
-detected, missing the other; the optimal assignment gives the same answer whatever the order and credits
-every target the predictions can support, while still never letting one blob count twice.
+Protocols (the matching rule and the Fa rule; every result names its protocol):
 
-``protocol="legacy"`` reproduces the popular codebases (DNANet-style ``PD_FA``) for comparison with older
-papers: targets are visited in label order and each takes the first remaining predicted component (in label
-order) closer than ``centroid_dist``; then Fa counts the area of every predicted component *whose area
-differs from the area of every matched component* -- an unmatched component that happens to have the same
-pixel count as a matched one is dropped (the bug). Never the default.
+- ``"basicirstd"`` (default) -- the field's rule, as in BasicIRSTD's current ``PD_FA`` and PyIRSTDMetrics'
+  ``ProbabilityDetectionAndFalseAlarmRate``: targets are visited in label order and each takes the first
+  still-free predicted component (in label order) whose centroid is closer than ``centroid_dist``; Fa counts
+  every pixel of every unmatched predicted component. Use it to compare with published tables.
+- ``"optimal"`` -- a stricter alternative that does not depend on label order: among all one-to-one matchings
+  that use only pairs closer than ``centroid_dist``, one with the most pairs, and among those the smallest
+  total centroid distance (``scipy.optimize.linear_sum_assignment`` on the candidate pairs). Greedy matching
+  can give a blob lying between two targets to the target that a second blob could also have detected and
+  miss the other; the optimal assignment credits every target the predictions can support. Fa as above.
+  ``"standard"`` is its deprecated old name (accepted with a warning).
+- ``"legacy"`` -- the older DNANet-style ``PD_FA`` (BasicIRSTD before it changed its Fa, and the IR-SAM2
+  release): the greedy matching above, but Fa counts the area of every predicted component *whose area differs
+  from the area of every matched component* -- an unmatched component that happens to have the same pixel
+  count as a matched one is dropped (the bug). Never the default.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +43,47 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-PROTOCOLS = ("standard", "legacy")
+PROTOCOLS = ("basicirstd", "optimal", "legacy")
+DEFAULT_PROTOCOL = "basicirstd"
+DEPRECATED_PROTOCOLS = {"standard": "optimal"}  # old name -> current name
+# One line per protocol, printed under every table and saved with every result.
+PROTOCOL_RULES = {
+    "basicirstd": "greedy: targets in label order take the first free component < d px; "
+    "Fa = all unmatched components' pixels",
+    "optimal": "optimal one-to-one assignment of components < d px; Fa = all unmatched components' pixels",
+    "legacy": "greedy as basicirstd, but Fa drops unmatched components whose area equals a matched one's",
+}
 _EIGHT = np.ones((3, 3), dtype=bool)  # 3x3 structure: 8-connectivity
+
+
+def resolve_protocol(protocol: str) -> str:
+    """The current name of a metrics protocol; a deprecated name warns, an unknown one raises ValueError."""
+    if protocol in DEPRECATED_PROTOCOLS:
+        new = DEPRECATED_PROTOCOLS[protocol]
+        warnings.warn(
+            f"metrics protocol {protocol!r} is deprecated: it is the optimal assignment, now named {new!r}; "
+            f"the default is {DEFAULT_PROTOCOL!r}, the field's greedy rule",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return new
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown metrics protocol {protocol!r}; choose one of {PROTOCOLS}")
+    return protocol
+
+
+def expand_protocols(choice: str) -> tuple[str, ...]:
+    """The protocols a ``--protocol`` value names: one, or ``all``; ``both`` is an old name of ``all``."""
+    if choice == "both":
+        warnings.warn(
+            "--protocol both is deprecated: use 'all' (a row for each of basicirstd, optimal, legacy)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        choice = "all"
+    if choice == "all":
+        return PROTOCOLS
+    return (resolve_protocol(choice),)
 
 
 def to_numpy_2d(x: Any, what: str = "array", name: str | None = None) -> np.ndarray:
@@ -77,15 +122,23 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarr
 
 
 def match_components(
-    pred_centroids: np.ndarray, gt_centroids: np.ndarray, centroid_dist: float, protocol: str = "standard"
+    pred_centroids: np.ndarray,
+    gt_centroids: np.ndarray,
+    centroid_dist: float,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> list[tuple[int, int]]:
-    """One-to-one (pred index, gt index) pairs closer than ``centroid_dist``, by the protocol's rule."""
+    """One-to-one (pred index, gt index) pairs closer than ``centroid_dist``, by the protocol's rule.
+
+    ``basicirstd`` and ``legacy`` match greedily in label order; ``optimal`` by maximum-cardinality,
+    minimum-distance assignment. Indices are 0-based label order.
+    """
+    protocol = resolve_protocol(protocol)
     n_p, n_g = len(pred_centroids), len(gt_centroids)
     if n_p == 0 or n_g == 0:
         return []
     d = np.sqrt(((pred_centroids[:, None, :] - gt_centroids[None, :, :]) ** 2).sum(-1))  # (n_p, n_g)
     ok = d < centroid_dist
-    if protocol == "legacy":
+    if protocol in ("basicirstd", "legacy"):
         pairs: list[tuple[int, int]] = []
         taken = np.zeros(n_p, dtype=bool)
         for g in range(n_g):  # targets in label order, first free prediction in label order
@@ -142,11 +195,10 @@ class FrameAnalysis:
 
 
 def analyse_frame(
-    pred: np.ndarray, gt: np.ndarray, protocol: str = "standard", centroid_dist: float = 3.0
+    pred: np.ndarray, gt: np.ndarray, protocol: str = DEFAULT_PROTOCOL, centroid_dist: float = 3.0
 ) -> FrameAnalysis:
     """Components, matching and false-alarm pixels of one frame; ``pred`` and ``gt`` boolean ``(H, W)``."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown metrics protocol {protocol!r}; choose one of {PROTOCOLS}")
+    protocol = resolve_protocol(protocol)
     p_lab, n_p, p_area, p_cent = _components(pred)
     g_lab, n_g, g_area, g_cent = _components(gt)
     pairs = match_components(p_cent, g_cent, centroid_dist, protocol)
@@ -168,8 +220,8 @@ def analyse_frame(
 
 
 def frame_iou(intersection: int, union: int) -> float:
-    """Per-image IoU; 1.0 for a frame with neither target nor prediction."""
-    return 1.0 if union == 0 else intersection / union
+    """Per-image IoU; 0.0 for a frame with neither target nor prediction, as the field's reference code."""
+    return 0.0 if union == 0 else intersection / union
 
 
 #: a frame whose predicted positive fraction exceeds this is "flooded": the symptom of an image-global
@@ -205,12 +257,11 @@ class SegmentationMetrics:
     def __init__(
         self,
         threshold: float = 0.0,
-        protocol: str = "standard",
+        protocol: str = DEFAULT_PROTOCOL,
         centroid_dist: float = 3.0,
         keep_per_image: bool = True,
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown metrics protocol {protocol!r}; choose one of {PROTOCOLS}")
+        protocol = resolve_protocol(protocol)
         if not centroid_dist > 0:
             raise ValueError(f"centroid_dist must be positive, got {centroid_dist}")
         self.threshold = float(threshold)
@@ -265,6 +316,7 @@ class SegmentationMetrics:
             t.per_image.append(
                 {
                     "name": name if name is not None else f"frame_{t.frames - 1:05d}",
+                    "protocol": self.protocol,
                     "height": int(shape[0]),
                     "width": int(shape[1]),
                     "iou": iou,
@@ -287,6 +339,7 @@ class SegmentationMetrics:
         nan = float("nan")
         return {
             "protocol": self.protocol,
+            "protocol_rule": PROTOCOL_RULES[self.protocol],
             "threshold": self.threshold,
             "centroid_dist": self.centroid_dist,
             "iou": 100.0 * t.intersection / t.union if t.union else nan,
