@@ -78,6 +78,7 @@ class DataConfig:
     copy_paste: bool = False  # copy-paste of target crops (the release uses it on IRSTD-1k)
     augment: bool = True
     workers: int = 2
+    prefetch: int = 4  # batches each loader worker prepares ahead (pinned memory on CUDA)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -125,6 +126,10 @@ class TrainConfig:
     val_every: int = 1
     val_batch_size: int = 4
     progress: bool = True  # tqdm bar on a terminal (a log file gets the one line per epoch only)
+    log_every: int = 25  # read the step losses back (and check them for NaN) every N steps: one host sync
+    compile: bool = False  # torch.compile the model's forward (first step reports the compile time)
+    compile_mode: str | None = None  # torch.compile mode: null (default), reduce-overhead, max-autotune
+    compile_backend: str = "inductor"  # torch.compile backend (aot_eager / eager: quick checks on a CPU)
     tensorboard: bool = True
 
 
@@ -202,6 +207,19 @@ class Config:
                 "must be auto, bf16, fp16 or none",
             ),
             (self.train.val_every >= 1, "train.val_every", "must be >= 1"),
+            (self.train.log_every >= 1, "train.log_every", "must be >= 1"),
+            (self.data.prefetch >= 1, "data.prefetch", "must be >= 1"),
+            (
+                self.train.compile_mode
+                in (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+                "train.compile_mode",
+                "must be null, default, reduce-overhead, max-autotune or max-autotune-no-cudagraphs",
+            ),
+            (
+                self.train.compile_backend in ("inductor", "aot_eager", "eager"),
+                "train.compile_backend",
+                "must be inductor, aot_eager or eager",
+            ),
             (self.train.val_batch_size >= 1, "train.val_batch_size", "must be >= 1"),
             (
                 self.train.max_steps_per_epoch is None or self.train.max_steps_per_epoch >= 1,

@@ -39,6 +39,7 @@ from torch.utils.data.distributed import DistributedSampler
 from irsam2.checkpoint import atomic_save, load_irsam2_checkpoint, model_payload
 from irsam2.engine import distributed as D
 from irsam2.engine.config import Config, config_from_dict, load_config, save_config
+from irsam2.engine.step import LossMeter, TrainStep, compile_forward, to_device
 from irsam2.utils import UserError, logger, progress
 
 CKPT_LAST = "last.pt"
@@ -62,6 +63,7 @@ class TrainResult:
     status: str  # "completed" | "time_budget" | "interrupted" | "stopped"
     best_val_iou: float | None
     step_losses: list[float] = field(default_factory=list)  # this process's per-optimizer-step losses
+    first_step_s: float | None = None  # wall time of the first step (torch.compile's compilation included)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class TrainResult:
             "epochs_done": self.epochs_done,
             "status": self.status,
             "best_val_iou": self.best_val_iou,
+            "first_step_s": self.first_step_s,
         }
 
 
@@ -188,15 +191,7 @@ class _StopFlag:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            v = v.to(device, non_blocking=True)
-            if k == "image" and channels_last:
-                v = v.contiguous(memory_format=torch.channels_last)
-        out[k] = v
-    return out
+_to_device = to_device  # the name benchmarks/bench_train.py imports
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -257,6 +252,8 @@ class Trainer:
         self.global_step = 0
         self._writer: Any = None
         self._val_time = 0.0
+        self._forward: Any = None  # the compiled forward (train.compile), built once
+        self.first_step_s: float | None = None  # wall time of this process's first step (compile included)
 
     # -- set-up --------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -282,6 +279,8 @@ class Trainer:
         self._build_model()
         self._build_optim()
         self._build_loss()
+        if cfg.train.compile:
+            self._forward = compile_forward(self.model, cfg.train.compile_mode, cfg.train.compile_backend)
         if self.resume:
             self._load_resume()
         self._apply_gate()
@@ -547,7 +546,8 @@ class Trainer:
             drop_last=True,
             generator=gen,
             worker_init_fn=_seed_worker if workers else None,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda",  # then the step's copies are asynchronous
+            prefetch_factor=cfg.data.prefetch if workers else None,
             persistent_workers=False,
         )
 
@@ -555,6 +555,23 @@ class Trainer:
         n = len(self.data.train) // self.dist.world_size // self.micro // self.accum
         cap = self.cfg.train.max_steps_per_epoch
         return max(min(n, cap) if cap else n, 1)
+
+    def _make_step(self) -> TrainStep:
+        """The sync-free training step (engine/step.py) over this run's model, loss and optimizer."""
+        no_sync = self.model.no_sync if self.dist.distributed else None  # type: ignore[operator]
+        return TrainStep(
+            self.model,
+            self.loss_fn,
+            self.optimizer,
+            self.scaler,
+            params=list(self.model_core.parameters()),
+            accum=self.accum,
+            amp_dtype=self.amp_dtype,
+            device_type=self.device.type,
+            grad_clip=self.cfg.optim.grad_clip,
+            no_sync=no_sync,
+            forward=self._forward,
+        )
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -587,75 +604,92 @@ class Trainer:
         t0 = time.perf_counter()
         loss_sum, loss_n = 0.0, 0
         it = iter(loader)
+        step = self._make_step()
+        meter = LossMeter()
+        # Losses are read back (one host sync) every `log_every` steps, at the epoch's end and before any
+        # stop; a per-step callback needs every step's value, so it reads each step.
+        every = 1 if self.on_step is not None else cfg.train.log_every
         self.optimizer.zero_grad(set_to_none=True)
+
+        def flush() -> bool:
+            """Read the pending losses (one sync); agree with the other ranks on NaN and stop requests;
+            raise on a non-finite loss. Returns whether every rank is to stop now."""
+            nonlocal loss_sum, loss_n
+            values, bad, files = meter.read()
+            stop_now = self.stop.requested
+            diverged = bad is not None
+            if self.dist.distributed:
+                n_bad, n_stop = D.all_reduce_sum([float(diverged), float(stop_now)], self.dist)
+                diverged, stop_now = n_bad > 0, n_stop > 0
+                if stop_now and not self.stop.requested:
+                    self.stop.request("interrupted")
+            if diverged:
+                # nothing is saved: last.pt / best.pt keep the weights of the last good epoch
+                self.optimizer.zero_grad(set_to_none=True)
+                if bad is None:
+                    value, which, names = "non-finite", self.step_in_epoch, "(on another process)"
+                else:
+                    value = str(values[bad])
+                    which = self.step_in_epoch - len(values) + bad + 1
+                    names = ", ".join(files)
+                raise TrainingDiverged(
+                    f"the training loss became {value} at epoch {epoch}, step {which}; batch files: {names}. "
+                    "Lower optim.lr, check these frames, or use train.amp=none."
+                )
+            first = self.step_in_epoch - len(values)
+            for i, v in enumerate(values):
+                self.step_losses.append(v)
+                loss_sum += v
+                loss_n += 1
+                if self._writer is not None:
+                    self._writer.add_scalar("train/loss_step", v, self.global_step - len(values) + i + 1)
+                if self.on_step is not None:
+                    self.on_step(self, {"epoch": epoch, "step": first + i + 1, "loss": v, "lr": lr})
+            if bar is not None and values:
+                bar.set_postfix(loss=f"{values[-1]:.4f}", lr=f"{lr:.2e}")
+                bar.update(len(values))
+            return stop_now or (self.stop.requested and not self.dist.distributed)
+
         while self.step_in_epoch < steps:
-            step_loss = 0.0
-            bad_files: list[str] = []
+            t_step = time.perf_counter() if self.first_step_s is None else None
+            files: list[str] = []
+            total: torch.Tensor | None = None
             for micro_i in range(self.accum):
                 try:
                     batch = next(it)
                 except StopIteration:
                     break
-                batch = _to_device(batch, self.device, cfg.train.channels_last)
-                last_micro = micro_i == self.accum - 1
-                sync = contextlib.nullcontext()
-                if self.dist.distributed and not last_micro:
-                    sync = self.model.no_sync()  # type: ignore[operator]
-                with sync:
-                    with self._autocast():
-                        outputs = self.model(batch["image"])
-                    loss = self.loss_fn(outputs, batch, flags)
-                    # backward even on a NaN loss: every rank must reach the same gradient all-reduce; the
-                    # step is refused below
-                    self.scaler.scale(loss / self.accum).backward()
-                if not bad_files and not torch.isfinite(loss.detach()):
-                    bad_files = _batch_files(batch)
-                step_loss += float(loss.detach()) / self.accum
-            # NaN and stop requests are agreed on by every rank (one reduction) so that none waits on a
-            # collective that never comes
-            if self.dist.distributed:
-                diverged, stop_any = (
-                    v > 0
-                    for v in D.all_reduce_sum([float(bool(bad_files)), float(self.stop.requested)], self.dist)
-                )
-            else:
-                diverged, stop_any = bool(bad_files), self.stop.requested
-            if diverged:
-                self.optimizer.zero_grad(set_to_none=True)
-                files = ", ".join(bad_files) if bad_files else "(on another process)"
-                raise TrainingDiverged(
-                    f"the training loss became {step_loss} at epoch {epoch}, step {self.step_in_epoch + 1}; "
-                    f"batch files: {files}. Lower optim.lr, check these frames, or use train.amp=none."
-                )
-            if cfg.optim.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model_core.parameters(), cfg.optim.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
+                files += _batch_files(batch)
+                batch = to_device(batch, self.device, cfg.train.channels_last)
+                loss = step.micro(batch, flags, last=micro_i == self.accum - 1)
+                part = loss.float() / self.accum
+                total = part if total is None else total + part
+            if total is None:
+                break
+            step.update()
             if self.per_step_sched:
                 self.scheduler.step()
+            meter.add(total, files)
             self.step_in_epoch += 1
             self.global_step += 1
-            self.step_losses.append(step_loss)
-            loss_sum += step_loss
-            loss_n += 1
-            if bar is not None:
-                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
-                bar.update(1)
-            if self._writer is not None:
-                self._writer.add_scalar("train/loss_step", step_loss, self.global_step)
-            if self.on_step is not None:
-                self.on_step(self, {"epoch": epoch, "step": self.step_in_epoch, "loss": step_loss, "lr": lr})
-            if stop_any and not self.stop.requested:
-                self.stop.request("interrupted")
+            if t_step is not None:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)  # once per run: the first step's real duration
+                self.first_step_s = time.perf_counter() - t_step
+                if cfg.train.compile and self.dist.is_main:
+                    logger.info("first training step (torch.compile included): %.1f s", self.first_step_s)
             budget = cfg.train.time_budget_s
-            # the clock is rank 0's, broadcast through the next step's reduction; the last step decides alone
+            # the clock is rank 0's, shared at the next read; the last step decides alone
             if budget is not None and time.perf_counter() - t_start + self._val_time >= budget:
                 if self.dist.is_main or not self.dist.distributed:
                     self.stop.request("time_budget")
-            if self.stop.requested and (stop_any or not self.dist.distributed):
+            read_now = len(meter) >= every or self.step_in_epoch >= steps
+            if not self.dist.distributed and self.stop.requested:
+                read_now = True  # one process: stop at once (ranks stop together, at a read step)
+            if read_now and flush():
                 break
+        if len(meter):  # the loader ran dry before the planned steps
+            flush()
         if bar is not None:
             bar.close()
         if self.dist.distributed:
@@ -805,6 +839,7 @@ class Trainer:
             status=status,
             best_val_iou=self.best_iou,
             step_losses=self.step_losses,
+            first_step_s=self.first_step_s,
         )
 
     def _print_row(self, row: dict[str, Any], finished: bool) -> None:

@@ -47,8 +47,9 @@ def importance(
     s = areas.detach().float()
     c = contrasts.detach().float()
     # Documented repair: a non-finite statistic (a target without surrounding pixels) counts as average.
-    s = torch.where(torch.isfinite(s), s, torch.as_tensor(area_mean, dtype=s.dtype, device=s.device))
-    c = torch.where(torch.isfinite(c), c, torch.as_tensor(contrast_mean, dtype=c.dtype, device=c.device))
+    # (a python number or a device tensor as the fill: building a device tensor from a number would copy)
+    s = torch.where(torch.isfinite(s), s, area_mean)
+    c = torch.where(torch.isfinite(c), c, contrast_mean)
     return 1.0 + torch.sigmoid(-s / area_mean) + torch.sigmoid(-c / contrast_mean)
 
 
@@ -59,8 +60,14 @@ def draw_margins(
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """``n`` margins uniform in {low, ..., high}, drawn on the CPU (a seed gives the same draw anywhere)."""
-    return torch.randint(low, high + 1, (n,), generator=generator).to(device)
+    """``n`` margins uniform in {low, ..., high}, drawn on the CPU (a seed gives the same draw anywhere).
+
+    On a GPU they travel through pinned memory without blocking the host (a pageable copy would sync)."""
+    m = torch.randint(low, high + 1, (n,), generator=generator)
+    device = torch.device(device)
+    if device.type == "cuda":
+        return m.pin_memory().to(device, non_blocking=True)
+    return m.to(device)
 
 
 def patch_boxes(boxes: torch.Tensor, margins: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -214,13 +221,13 @@ class TargetCentricLoss(SupervisedLoss):
         areas = torch.as_tensor(batch["areas"]).to(dev).float().reshape(-1)
         contrasts = torch.as_tensor(batch["contrasts"]).to(dev).float().reshape(-1)
         n = boxes.shape[0]
-        raw_bb = batch["box_batch"]
-        if n and isinstance(raw_bb, torch.Tensor) and raw_bb.device.type == "cpu":
-            lo, hi = int(raw_bb.min()), int(raw_bb.max())
-            if lo < 0 or hi >= bsz:
-                raise ValueError(
-                    f"target-centric loss: box_batch values {lo}..{hi} out of range for batch {bsz}"
-                )
+        if n:
+            # checked on the device without reading it back (a CUDA device asserts when the kernel runs)
+            in_range = ((box_batch >= 0) & (box_batch < bsz)).all()
+            try:
+                torch._assert_async(in_range, f"box_batch values out of range for batch {bsz}")
+            except RuntimeError as e:
+                raise ValueError(f"target-centric loss: {e}") from None
         if not (box_batch.numel() == areas.numel() == contrasts.numel() == n):
             raise ValueError(
                 f"target-centric loss: boxes ({n}), box_batch ({box_batch.numel()}), areas ({areas.numel()}) "

@@ -26,15 +26,21 @@ def make_runner(
     bf16: bool = False,
     compile: bool = False,
     cuda_graphs: bool = False,
+    compile_mode: str | None = None,
+    compile_backend: str = "inductor",
 ) -> Callable[[], object]:
     """A no-argument callable running one inference forward of ``model`` on ``x`` (same device).
 
-    ``bf16``: autocast to bfloat16 (the FFTs of RHPM stay float32). ``compile``: ``torch.compile`` the model.
-    ``cuda_graphs``: capture one forward in a CUDA graph and replay it (CUDA only; shapes fixed).
+    ``bf16``: autocast to bfloat16 (the FFTs of RHPM stay float32). ``compile``: ``torch.compile`` the model
+    (``compile_mode``: None, "reduce-overhead" (CUDA graphs inside), "max-autotune", ...). ``cuda_graphs``:
+    capture one forward in a CUDA graph and replay it (CUDA only; the shapes are static at inference).
     """
     device = x.device
     model = model.eval()
-    fn: Callable[[torch.Tensor], object] = torch.compile(model) if compile else model
+    fn: Callable[[torch.Tensor], object] = model
+    if compile:
+        # static shapes: one graph per batch size instead of a slower dynamic-shape recompile
+        fn = torch.compile(model, mode=compile_mode, backend=compile_backend, dynamic=False)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def run_eager() -> object:
@@ -89,13 +95,31 @@ def measure_fps(
     bf16: bool = False,
     compile: bool = False,
     cuda_graphs: bool = False,
+    compile_mode: str | None = None,
+    compile_backend: str = "inductor",
 ) -> dict:
-    """Frames per second of inference forwards at ``batch x 3 x size``: median over ``iters`` timed calls."""
+    """Frames per second of inference forwards at ``batch x 3 x size``: median over ``iters`` timed calls.
+
+    ``first_call_s``: the wall time of building the runner and its first call (torch.compile's compilation
+    or the CUDA graph's capture included)."""
     device = torch.device(device)
     model = model.to(device)
     x = torch.randn(batch, 3, *size, device=device)
-    run = make_runner(model, x, bf16=bf16, compile=compile, cuda_graphs=cuda_graphs)
-    times = time_calls(run, device, iters, warmup)
+    _sync(device)
+    t0 = time.perf_counter()
+    run = make_runner(
+        model,
+        x,
+        bf16=bf16,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+        compile_mode=compile_mode,
+        compile_backend=compile_backend,
+    )
+    run()
+    _sync(device)
+    first = time.perf_counter() - t0
+    times = time_calls(run, device, iters, max(warmup - 1, 0))
     med = statistics.median(times)
     return {
         "device": str(device),
@@ -107,5 +131,7 @@ def measure_fps(
         "iters": iters,
         "bf16": bf16,
         "compile": compile,
+        "compile_mode": compile_mode,
         "cuda_graphs": cuda_graphs,
+        "first_call_s": first,
     }

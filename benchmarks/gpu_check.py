@@ -1,0 +1,544 @@
+"""One prepared GPU check for issue 12: install, sync-free step test, training and inference speed, a short
+fixed-step training run on NUDT-SIRST with test metrics, and one summary table.
+
+On the GPU machine (H100/H200, 16 cores, no network), in one call of under 8 minutes::
+
+    python3 benchmarks/gpu_check.py --install --out $OUT
+
+and on a CPU (much smaller sizes and step counts; run it under ``nice``)::
+
+    nice -n 15 .venv/bin/python benchmarks/gpu_check.py --cpu-smoke --out /tmp/gpu_check
+
+Before the GPU call, on the development machine (network there, none on the GPU machine)::
+
+    python3 benchmarks/gpu_check.py --prepare   # missing wheels -> .whl/, NUDT-SIRST -> .gpu_data/
+
+then carry ``.whl`` and ``.gpu_data`` (both git-ignored) with the call. ``--install`` installs what
+``make test`` installs (this package with its ``dev``, ``onnx`` and ``video`` extras) from those wheels and
+the machine's own packages only, never from the network: torch, timm, opencv, onnx, ... come with the GPU
+image, and only the missing ones (pytorch-optimizer; ruff is for linting and skipped) travel as wheels.
+The torch version is the image's, printed in the table.
+
+Sections (each prints its own lines and lands in ``<out>/gpu_check.json``):
+
+1. environment and install;
+2. the sync-free training step test (``tests/test_engine_step.py``; on CUDA also under
+   ``torch.cuda.set_sync_debug_mode("error")``);
+3. training throughput: the engine's own epoch loop (data loader, forward, CSA loss, backward, Adan), bf16,
+   batch 12, 256 x 256, real augmentations, official variant with the head on, the full CSA loss; images/s,
+   then the share of data / forward / loss / backward / optimizer from ``torch.profiler`` (device time of each
+   annotated range on CUDA, CPU time on a CPU);
+4. a short fixed-step training run on NUDT-SIRST (seed 42) and its test-split metrics (IoU, nIoU, Pd, Fa);
+5. inference at 256 x 256, batch 1 and 16: fp32 eager, bf16 eager, bf16 + CUDA graphs, bf16 +
+   ``torch.compile``; FPS and the first call's time (compile/capture included); parity of every fast variant
+   with fp32 eager on real test frames with the trained weights of section 4: mask IoU and max |logit diff|.
+
+Data: ``--data`` or the first of ``.gpu_data/NUDT-SIRST``, ``shared/data/NUDT-SIRST``,
+``../shared/data/NUDT-SIRST``; without it, sections 3 and 5 use synthetic scenes and section 4 is skipped
+(said so in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WHEELS = REPO / ".whl"
+GPU_DATA = REPO / ".gpu_data"
+# import name -> distribution name of everything `make test` installs (pyproject: deps + dev, onnx, video)
+NEEDED = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "timm": "timm",
+    "pytorch_optimizer": "pytorch-optimizer",
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib",
+    "tensorboard": "tensorboard",
+    "onnx": "onnx",
+    "onnxscript": "onnxscript",
+    "onnxruntime": "onnxruntime",
+    "cv2": "opencv-python-headless",
+    "pytest": "pytest",
+    "xdist": "pytest-xdist",
+}
+LINT_ONLY = {"ruff"}  # make test lints first; the check runs no linter
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def find_data(arg: str | None) -> Path | None:
+    if arg:
+        p = Path(arg)
+        if not p.is_dir():
+            raise SystemExit(f"--data {p}: not a folder")
+        return p
+    for p in (
+        GPU_DATA / "NUDT-SIRST",
+        REPO / "shared/data/NUDT-SIRST",
+        REPO.parent / "shared/data/NUDT-SIRST",
+    ):
+        if p.is_dir():
+            return p
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 0. prepare (development machine) and 1. install (GPU machine)
+
+
+def prepare() -> int:
+    """Wheels the GPU image lacks -> .whl/, NUDT-SIRST -> .gpu_data/ (both git-ignored)."""
+    WHEELS.mkdir(exist_ok=True)
+    # the GPU image (device README, KINDS.md) has every other package of NEEDED
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(WHEELS)]
+    subprocess.run([*cmd, "pytorch-optimizer==4.1.0"], check=True)
+    src = REPO.parent / "shared" / "data" / "NUDT-SIRST"
+    if src.is_dir() and not (GPU_DATA / "NUDT-SIRST").is_dir():
+        shutil.copytree(src, GPU_DATA / "NUDT-SIRST")
+    log(f"prepared: {sorted(p.name for p in WHEELS.iterdir())}, data {GPU_DATA / 'NUDT-SIRST'}")
+    log('carry: [".whl", ".gpu_data"]   command: python3 benchmarks/gpu_check.py --install --out $OUT')
+    return 0
+
+
+def install() -> dict[str, Any]:
+    """Install the missing requirements from .whl/ (no index) and this package (no deps, no isolation)."""
+    missing = [dist for mod, dist in NEEDED.items() if importlib.util.find_spec(mod) is None]
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-build-isolation"]
+    t0 = time.perf_counter()
+    if missing:
+        wheels = sorted(WHEELS.glob("*.whl")) if WHEELS.is_dir() else []
+        if not wheels:
+            raise SystemExit(f"missing packages {missing} and no wheels in {WHEELS} (run --prepare first)")
+        subprocess.run([*pip, *map(str, wheels)], check=True)
+    # the package itself, as `make test` does (editable), without touching the image's torch
+    subprocess.run([*pip, "-e", str(REPO)], check=True)
+    importlib.invalidate_caches()
+    still = [dist for mod, dist in NEEDED.items() if importlib.util.find_spec(mod) is None]
+    if still:
+        raise SystemExit(f"still missing after the install: {still}")
+    return {"installed_from_wheels": missing, "install_s": time.perf_counter() - t0}
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda_version"] = torch.version.cuda
+        env["bf16"] = torch.cuda.is_bf16_supported()
+    return env
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 2. the sync-free step test
+
+
+def sync_test() -> dict[str, Any]:
+    t0 = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_engine_step.py"]
+    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    tail = (p.stdout + p.stderr).strip().splitlines()[-6:]
+    for line in tail:
+        log(f"  {line}")
+    return {"returncode": p.returncode, "summary": tail[-1] if tail else "", "s": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3. training throughput and profile
+
+
+def _train_overrides(a: argparse.Namespace, data: Path | None, out: Path, steps: int) -> dict[str, Any]:
+    o: dict[str, Any] = {
+        "out": str(out),
+        "train.device": a.device,
+        "train.amp": a.amp,
+        "train.batch_size": a.batch,
+        "train.micro_batch": a.batch,
+        "train.seed": 42,
+        "train.progress": False,
+        "train.tensorboard": False,
+        "train.max_steps_per_epoch": steps,
+        "train.log_every": 25,
+        "train.compile": a.train_compile,
+        "data.crop_size": a.size,
+        "data.workers": a.workers,
+        "data.augment": True,
+        "loss.schedule": False,  # the full CSA loss from the first step and the head on (gate open)
+        "model.variant": "official",
+    }
+    if data is not None:
+        o |= {"data.root": str(data), "data.dataset": "nudt", "data.val_fraction": a.val_fraction}
+    else:
+        o |= {"data.synthetic.size": a.size, "data.synthetic.num_images": max(4 * a.batch, 16)}
+    return o
+
+
+def train_speed(a: argparse.Namespace, data: Path | None) -> dict[str, Any]:
+    import torch
+
+    from irsam2.engine.config import load_config
+    from irsam2.engine.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = load_config(
+            "nudt" if data else "synthetic", _train_overrides(a, data, Path(out), a.speed_steps)
+        )
+        t = Trainer(cfg)
+        t.setup()
+        t.model_core.set_head_enabled(True)
+        # epoch 1: warm-up (cuDNN autotuning, allocator, compile); epoch 2: timed, the engine's own loop
+        t0 = time.perf_counter()
+        t._train_epoch(1, t0)
+        warm = time.perf_counter() - t0
+        t.step_in_epoch = 0
+        row = t._train_epoch(2, time.perf_counter())
+        res = {
+            "images_per_s": row["images_per_s"],
+            "steps": a.speed_steps,
+            "warmup_epoch_s": warm,
+            "first_step_s": t.first_step_s,
+            "device": str(t.device),
+            "amp": str(t.amp_dtype).replace("torch.", "") if t.amp_dtype else "none",
+            "workers": cfg.data.workers,
+            "compile": cfg.train.compile,
+        }
+        if t.device.type == "cuda":
+            res["peak_mem_gib"] = torch.cuda.max_memory_allocated(t.device) / 2**30
+        res["profile"] = profile_shares(t, a.profile_steps)
+        return res
+
+
+def profile_shares(t: Any, steps: int) -> dict[str, float]:
+    """Share of data / forward / loss / backward / optimizer in ``steps`` training steps, from the profiler.
+
+    Each part is a ``record_function`` range; on CUDA its share is the device time of the kernels it launched
+    (the GPU is the bottleneck there), data is the host time spent waiting for the loader (the GPU idles then
+    only if the queue ran dry). On a CPU every share is CPU time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from irsam2.engine.step import to_device
+
+    dev = t.device
+    step = t._make_step()
+    flags = t.schedule.flags(t.cfg.train.epochs)
+    loader = iter(t._epoch_loader(3, 0))
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    names = ("data", "forward", "loss", "backward", "optimizer")
+    t.model.train()
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            with record_function("data"):
+                try:
+                    b = next(loader)
+                except StopIteration:
+                    loader = iter(t._epoch_loader(4, 0))
+                    b = next(loader)
+                b = to_device(b, dev, t.cfg.train.channels_last)
+            with record_function("forward"), step.autocast():
+                out = step.forward(b["image"])
+            with record_function("loss"):
+                loss = t.loss_fn(out, b, flags)
+            with record_function("backward"):
+                step.scaler.scale(loss).backward()
+            with record_function("optimizer"):
+                step.update()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+    times: dict[str, float] = {}
+    for ev in prof.key_averages():
+        if ev.key in names:
+            dev_t = float(getattr(ev, "device_time_total", 0.0) or getattr(ev, "cuda_time_total", 0.0) or 0.0)
+            times[ev.key] = (
+                dev_t if (dev.type == "cuda" and ev.key != "data" and dev_t > 0) else ev.cpu_time_total
+            )
+    total = sum(times.values()) or 1.0
+    return {k: 100.0 * times.get(k, 0.0) / total for k in names}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 4. short training run with test metrics
+
+
+def short_run(a: argparse.Namespace, data: Path | None, out: Path) -> dict[str, Any]:
+    from irsam2.checkpoint import model_from_checkpoint
+    from irsam2.data import IRSTDDataset
+    from irsam2.engine.evaluate import evaluate_model
+    from irsam2.engine.trainer import train
+
+    if data is None:
+        return {"skipped": "no NUDT-SIRST folder (pass --data)"}
+    o = _train_overrides(a, data, out / "nudt_run", a.run_steps_per_epoch)
+    # the full CSA loss with the head on from the first step (loss.schedule off: the release's 20-epoch
+    # warm-up and gate do not fit a short run); validation only at the end
+    o |= {"train.epochs": a.run_epochs, "train.val_every": a.run_epochs}
+    t0 = time.perf_counter()
+    r = train("nudt", overrides=o)
+    train_s = time.perf_counter() - t0
+    ckpt = r.best or r.last
+    model, payload = model_from_checkpoint(ckpt)
+    test = IRSTDDataset(data, split="test", preset="nudt", norm=payload["norm"])
+    if a.eval_limit:
+        test = __import__("torch").utils.data.Subset(test, range(min(a.eval_limit, len(test))))
+    t1 = time.perf_counter()
+    res = evaluate_model(model.to(a.device), test, device=a.device, batch_size=16, roc=False)
+    m = res.metrics[0]
+    return {
+        "steps": a.run_epochs * a.run_steps_per_epoch,
+        "epochs": a.run_epochs,
+        "train_s": train_s,
+        "eval_s": time.perf_counter() - t1,
+        "test_frames": len(test),
+        "iou": m["iou"],
+        "niou": m["niou"],
+        "pd": m["pd"],
+        "fa": m["fa"],
+        "head_enabled": bool(payload.get("head_enabled")),
+        "checkpoint": str(ckpt),
+        "final_train_loss": r.history[-1]["train_loss"] if r.history else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 5. inference speed and parity
+
+
+def _frames(data: Path | None, n: int, size: int, norm: dict | None) -> Any:
+    import torch
+
+    if data is None:
+        from irsam2.data import SyntheticIRDataset
+
+        ds = SyntheticIRDataset(n, size=size, seed=5, train=False, norm=norm)
+    else:
+        from irsam2.data import IRSTDDataset
+
+        ds = IRSTDDataset(data, split="test", preset="nudt", norm=norm)
+    items = [ds[i] for i in range(min(n, len(ds)))]
+    x = torch.stack([it["image"][:, :size, :size] for it in items])
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+def inference(a: argparse.Namespace, data: Path | None, ckpt: str | None) -> dict[str, Any]:
+    import torch
+
+    from irsam2.models.speed import make_runner, measure_fps
+
+    if ckpt:
+        from irsam2.checkpoint import model_from_checkpoint
+
+        model, payload = model_from_checkpoint(ckpt)
+        norm = payload.get("norm")
+        source = "trained weights (section 4)"
+    else:
+        from irsam2.models import create_model
+
+        torch.manual_seed(0)
+        model, norm, source = create_model("irsam2_t", "official"), None, "random weights"
+    model.set_head_enabled(True)
+    dev = torch.device(a.device)
+    model = model.to(dev).eval()
+    cuda = dev.type == "cuda"
+    variants = [("fp32 eager", {}), ("bf16 eager", {"bf16": True})]
+    if cuda:
+        variants.append(("bf16 + CUDA graphs", {"bf16": True, "cuda_graphs": True}))
+    if a.infer_compile:
+        variants.append(("bf16 + compile", {"bf16": True, "compile": True, "compile_mode": a.compile_mode}))
+    speeds = []
+    for batch in a.infer_batches:
+        for name, kw in variants:
+            r = measure_fps(model, dev, batch, (a.size, a.size), a.infer_iters, a.infer_warmup, **kw)
+            speeds.append(
+                {"variant": name, "batch": batch, "fps": r["fps"], "first_call_s": r["first_call_s"]}
+            )
+            log(f"  {name:<20} batch {batch:>3}: {r['fps']:9.1f} FPS (first call {r['first_call_s']:.1f} s)")
+    # parity on real frames: each fast variant against fp32 eager, one fixed batch
+    pb = max(a.infer_batches)
+    frames = _frames(data, a.parity_frames, a.size, norm).to(dev)
+    ref_chunks, outs = [], {name: [] for name, _ in variants[1:]}
+    for i in range(0, frames.shape[0] - pb + 1, pb):
+        x = frames[i : i + pb].contiguous()
+        ref_chunks.append(make_runner(model, x)()[0].float().clone())
+    for name, kw in variants[1:]:
+        for i in range(0, frames.shape[0] - pb + 1, pb):
+            x = frames[i : i + pb].contiguous()
+            outs[name].append(make_runner(model, x, **kw)()[0].float().clone())
+    ref = torch.cat(ref_chunks)
+    parity = []
+    for name, chunks in outs.items():
+        o = torch.cat(chunks)
+        inter = ((o > 0) & (ref > 0)).sum().item()
+        union = ((o > 0) | (ref > 0)).sum().item()
+        parity.append(
+            {
+                "variant": name,
+                "mask_iou": inter / union if union else 1.0,
+                "max_abs_logit_diff": (o - ref).abs().max().item(),
+                "ref_logit_range": [ref.min().item(), ref.max().item()],
+                "frames": int(ref.shape[0]),
+            }
+        )
+        p = parity[-1]
+        log(f"  parity {name:<20}: mask IoU {p['mask_iou']:.4f}, max |dlogit| {p['max_abs_logit_diff']:.3g}")
+    return {"weights": source, "speeds": speeds, "parity": parity}
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+
+def summary(res: dict[str, Any]) -> str:
+    rows: list[tuple[str, str]] = []
+    env = res.get("env", {})
+    machine = f"{env.get('gpu', 'CPU')} | torch {env.get('torch')} | mode {res['mode']}"
+    rows.append(("machine", machine))
+    if "install" in res:
+        rows.append(("install", f"from wheels: {res['install']['installed_from_wheels'] or 'none needed'}"))
+    if "sync_test" in res:
+        st = res["sync_test"]
+        rows.append(
+            ("sync-free step test", f"{'PASS' if st['returncode'] == 0 else 'FAIL'}: {st['summary']}")
+        )
+    tr = res.get("train_speed")
+    if tr:
+        rows.append(
+            (
+                "training img/s",
+                f"{tr['images_per_s']:.1f} ({tr['amp']}, batch {res['args']['batch']}, "
+                f"{res['args']['size']}px, {tr['workers']} workers, compile {tr['compile']}, "
+                f"first step {tr['first_step_s']:.1f} s)",
+            )
+        )
+        rows.append(("training profile %", ", ".join(f"{k} {v:.0f}" for k, v in tr["profile"].items())))
+    run = res.get("short_run")
+    if run:
+        if "skipped" in run:
+            rows.append(("NUDT short run", f"skipped: {run['skipped']}"))
+        else:
+            rows.append(
+                (
+                    "NUDT short run",
+                    f"{run['steps']} steps in {run['train_s']:.0f} s; test ({run['test_frames']} frames) IoU "
+                    f"{run['iou']:.2f} nIoU {run['niou']:.2f} Pd {run['pd']:.2f} Fa {run['fa']:.2f}",
+                )
+            )
+    inf = res.get("inference")
+    if inf:
+        for s in inf["speeds"]:
+            rows.append(
+                (
+                    f"infer {s['variant']} b{s['batch']}",
+                    f"{s['fps']:.1f} FPS (first call {s['first_call_s']:.1f} s)",
+                )
+            )
+        for p in inf["parity"]:
+            rows.append(
+                (
+                    f"parity {p['variant']}",
+                    f"mask IoU {p['mask_iou']:.4f}, max |dlogit| {p['max_abs_logit_diff']:.3g} "
+                    f"({p['frames']} frames, {inf['weights']})",
+                )
+            )
+    rows.append(("total time", f"{res['total_s']:.0f} s"))
+    w = max(len(k) for k, _ in rows)
+    line = "-" * (w + 3 + max(len(v) for _, v in rows))
+    return "\n".join([line] + [f"{k:<{w}} | {v}" for k, v in rows] + [line])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prepare", action="store_true", help="development machine: fetch wheels, copy the data")
+    ap.add_argument("--install", action="store_true", help="install what `make test` installs, offline")
+    ap.add_argument(
+        "--cpu-smoke", action="store_true", help="small sizes on the CPU (automatic without CUDA)"
+    )
+    ap.add_argument("--data", help="NUDT-SIRST folder (default: .gpu_data/, shared/data/ or ../shared/data/)")
+    ap.add_argument("--out", default=None, help="folder for gpu_check.json and the run (default: a temp dir)")
+    ap.add_argument("--skip", action="append", default=[], choices=["sync", "train", "run", "infer"])
+    ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the inference part")
+    ap.add_argument(
+        "--compile-mode", default=None, help="torch.compile mode for inference (e.g. max-autotune)"
+    )
+    a = ap.parse_args()
+    if a.prepare:
+        return prepare()
+    t_start = time.perf_counter()
+    res: dict[str, Any] = {}
+    if a.install:
+        res["install"] = install()
+    import torch
+
+    smoke = a.cpu_smoke or not torch.cuda.is_available()
+    res["mode"] = "cpu-smoke" if smoke else "gpu"
+    # the sizes of the issue on a GPU; a few seconds each on a CPU
+    a.device = "cpu" if smoke else "cuda"
+    a.amp = "none" if smoke else "bf16"
+    a.batch, a.size = (2, 64) if smoke else (12, 256)
+    a.workers = 1 if smoke else min(12, max((os.cpu_count() or 2) - 2, 1))
+    a.val_fraction = 0.02 if smoke else 0.1
+    a.speed_steps, a.profile_steps = (2, 2) if smoke else (40, 10)
+    a.train_compile = False
+    a.run_epochs, a.run_steps_per_epoch = (2, 2) if smoke else (6, 50)  # GPU: 300 steps, 3,600 images
+    a.eval_limit = 8 if smoke else 0
+    a.infer_batches = (1, 2) if smoke else (1, 16)
+    a.infer_iters, a.infer_warmup = (2, 1) if smoke else (50, 10)
+    a.infer_compile = not smoke and not a.no_compile  # CPU: compile is covered by tests/test_compile.py
+    a.parity_frames = 4 if smoke else 64
+    data = find_data(a.data)
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    out.mkdir(parents=True, exist_ok=True)
+    res["args"] = {"batch": a.batch, "size": a.size, "data": str(data) if data else None}
+    res["env"] = environment()
+    log(f"== environment: {res['env']}")
+    if "sync" not in a.skip:
+        log("== sync-free training step test")
+        res["sync_test"] = sync_test()
+    if "train" not in a.skip:
+        log("== training throughput")
+        res["train_speed"] = train_speed(a, data)
+        log(f"  {res['train_speed']['images_per_s']:.1f} img/s; profile % {res['train_speed']['profile']}")
+    ckpt = None
+    if "run" not in a.skip:
+        log("== short training run on NUDT-SIRST")
+        res["short_run"] = short_run(a, data, out)
+        ckpt = res["short_run"].get("checkpoint")
+        log(f"  {res['short_run']}")
+    if "infer" not in a.skip:
+        log("== inference")
+        res["inference"] = inference(a, data, ckpt)
+    res["total_s"] = time.perf_counter() - t_start
+    (out / "gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
+    log(summary(res))
+    ok = res.get("sync_test", {}).get("returncode", 0) == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
