@@ -1,4 +1,4 @@
-"""``irsam2 train``: train IR-SAM2 with the paper's recipe (spec sections 7 and 8)."""
+"""``irsam2 train``: train IR-SAM2 (spec sections 7 and 8) or any registered network."""
 
 from __future__ import annotations
 
@@ -13,10 +13,17 @@ whose gate is measured on a validation split carved from the training split. Wri
 <out>/best.pt on validation IoU, <out>/log.csv, TensorBoard logs in <out>/tb and the resolved
 <out>/config.yaml.
 
+--model NAME trains any registered network (irsam2 bench --all lists them: IR-SAM2 presets and the deep
+baselines acm, dnanet, ...). A baseline trains with its own paper's loss and recipe (AdaGrad, soft-IoU, its
+epochs and batch) on top of the dataset preset; --recipe common keeps this project's common recipe (the
+preset's Adan + CSA schedule) instead. --set KEY=VALUE still wins over both.
+
 Examples:
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny.pt \\
       --out runs/nudt
   irsam2 train --config synthetic --set train.epochs=2 --set data.crop_size=64
+  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --model dnanet --out runs/dnanet_nudt
+  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --model acm --recipe common
   irsam2 train --config runs/nudt/config.yaml --out runs/nudt --resume
   torchrun --nproc_per_node 4 -m irsam2 train --config irstd1k --data IRSTD-1k --set train.sync_bn=true
 """
@@ -31,6 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.epochs=50 --set model.overrides.topk=5 (repeatable)",
+    )
+    parser.add_argument(
+        "--model", help="registered network to train (sets model.name; default: the config's)"
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=["paper", "common"],
+        default="paper",
+        help="paper: the network's own paper recipe (baselines); common: the preset's recipe for every "
+        "network (default: %(default)s)",
     )
     parser.add_argument("--data", help="dataset folder (sets data.root)")
     parser.add_argument(
@@ -54,8 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from irsam2.engine.config import load_config, parse_override, save_config
     from irsam2.engine.trainer import train
+    from irsam2.models import model_recipe
 
     overrides = dict(parse_override(s) for s in args.overrides)
+    if args.model:
+        overrides["model.name"] = args.model
+    name = overrides.get("model.name")
+    if name is not None and args.recipe == "paper":
+        # the network's own recipe sits between the preset and the user's --set (which wins)
+        overrides = {**model_recipe(str(name)), **overrides}
     if args.data:
         overrides["data.root"] = args.data  # paths verbatim (not through YAML)
     if args.pretrained:

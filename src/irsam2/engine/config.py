@@ -57,7 +57,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adan"  # adan (spec 8) | adamw | sgd
+    name: str = "adan"  # adan (spec 8) | adamw | sgd | adagrad (the ACM/DNANet papers' optimiser)
     lr: float = 0.01
     weight_decay: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.98, 0.92, 0.99])
@@ -129,11 +129,16 @@ class Config:
             (self.data.workers >= 0, "data.workers", "must be >= 0"),
             (self.data.synthetic.num_images >= 2, "data.synthetic.num_images", "must be >= 2"),
             (self.data.synthetic.size % 32 == 0, "data.synthetic.size", "must be a multiple of 32"),
-            (self.optim.name in ("adan", "adamw", "sgd"), "optim.name", "must be adan, adamw or sgd"),
+            (
+                self.optim.name in ("adan", "adamw", "sgd", "adagrad"),
+                "optim.name",
+                "must be adan, adamw, sgd or adagrad",
+            ),
             (self.optim.lr > 0, "optim.lr", "must be > 0"),
             (self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0"),
             (
-                len(self.optim.betas) == (3 if self.optim.name == "adan" else 2),
+                self.optim.name == "adagrad"
+                or len(self.optim.betas) == (3 if self.optim.name == "adan" else 2),
                 "optim.betas",
                 f"needs {3 if self.optim.name == 'adan' else 2} values for {self.optim.name}",
             ),
