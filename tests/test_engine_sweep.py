@@ -107,3 +107,55 @@ def test_collect_puts_the_paper_beside_ours(data_dir: Path, tmp_path: Path) -> N
     assert "| NUDT-SIRST | K = 5 | 93.98 | 91.50 | 98.62 | 97.00 | 2.29 | 3.25 |" in text
     assert "| NUDT-SIRST | K = 1 | 91.95 | - |" in text
     assert "irsam2 eval" in format_commands(runs) and parse_override("a=1") == ("a", 1)
+
+
+def test_table1_dry_run_lists_every_model_and_method(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irsam2.engine.sweep import CLASSICAL
+    from irsam2.models import list_models, network_spec
+
+    runs = build_sweep("table1", data_dir, datasets=["nudt"])
+    deep = [n for n in list_models() if network_spec(n) is not None] + ["irsam2_t"]
+    assert [r.setting.method for r in runs[: len(CLASSICAL)]] == list(CLASSICAL)
+    assert [r.overrides.get("model.name") for r in runs[len(CLASSICAL) :]] == deep
+    dna = next(r for r in runs if r.overrides.get("model.name") == "dnanet")
+    assert _config(dna)["optim"]["name"] == "adagrad" and dna.setting.paper["nudt"] == (79.98, 96.93, 12.78)
+    common = build_sweep("table1", data_dir, datasets=["nudt"], recipe="common", only=["dnanet"])
+    assert len(common) == 1 and _config(common[0])["optim"]["name"] == "adan"
+    assert main(["sweep", "table1", "--data", str(data_dir), "--datasets", "nudt", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "irsam2 baselines --methods pstnn --preset nudt" in out and "model.name=dnanet" in out
+
+
+def test_table1_tiny_synthetic_run_is_resumable(tmp_path: Path) -> None:
+    from irsam2.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(tmp_path / "data" / "NUDT-SIRST", n_train=6, n_test=2, size=32, layout="50_50")
+    extra = {
+        "train.epochs": 1,
+        "train.batch_size": 2,
+        "train.progress": False,
+        "train.tensorboard": False,
+        "data.crop_size": 32,
+        "data.workers": 0,
+        "data.val_fraction": 0.2,
+    }
+    args = ["sweep", "table1", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    args += ["--datasets", "nudt", "--models", "acm,tophat"]
+    args += [a for k, v in extra.items() for a in ("--set", f"{k}={v}")]
+    with pytest.warns(UserWarning, match="expects 663"):
+        assert main(args) == 0
+    with open(tmp_path / "out" / "table1.csv") as f:
+        rows = {r["setting"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"Top-hat", "ACMNet"} and all(r["ours_iou"] != "" for r in rows.values())
+    assert rows["ACMNet"]["paper_iou"] == "68.48"
+    assert (tmp_path / "out" / "table1_pd_fa.png").stat().st_size > 1000
+    assert "| NUDT-SIRST | ACMNet |" in (tmp_path / "out" / "table1.md").read_text()
+    # resumable: a second call finds every row done and trains nothing
+    done = tmp_path / "out" / "table1" / "nudt" / "ACMNet" / "test_metrics.json"
+    stamp = done.stat().st_mtime_ns
+    with pytest.warns(UserWarning, match="expects 663"):
+        assert main(args) == 0
+    assert done.stat().st_mtime_ns == stamp
+    assert json.loads(done.read_text())["iou"] == pytest.approx(float(rows["ACMNet"]["ours_iou"]))

@@ -15,7 +15,7 @@ from irsam2.models.complexity import parameter_counts
 from irsam2.utils import UserError
 
 VARIANTS = ("official", "paper")
-PRESETS = [(name, variant) for name in list_models() for variant in VARIANTS]
+PRESETS = [(name, variant) for name in list_models("irsam2*") for variant in VARIANTS]
 
 
 def _image(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -12,6 +12,8 @@ Examples:
   irsam2 bench --device cuda --batch 16 --bf16 --cuda-graphs --json
   irsam2 bench --device cuda --batch 16 --bf16 --compile --compile-mode max-autotune
   irsam2 bench --checkpoint runs/demo/checkpoint.pt --size 96x160
+  irsam2 bench --model dnanet                    # any registered network
+  irsam2 bench --all --iters 5                   # every network in one table, like the paper's Table 7
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="an irsam2 checkpoint: bench the model it stores")
     parser.add_argument(
         "--size", type=_size, default=(256, 256), help="N or HxW, multiples of 32 (default 256)"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="every registered network in one table (the paper's Table 7)"
     )
     parser.add_argument("--complexity", action="store_true", help="parameters and FLOPs only, no timing")
     parser.add_argument(
@@ -115,28 +120,23 @@ def complexity_report(model: torch.nn.Module, size: tuple[int, int], head: bool)
     }
 
 
-def run(args: argparse.Namespace) -> int:
+# The IR-SAM2 paper's Table 7 (Params in M) for the full model; the baselines carry theirs in the registry.
+IRSAM2_PAPER_PARAMS = {"irsam2_t": 25.55}
+
+
+def _paper_params(name: str) -> float | None:
+    from irsam2.models import network_spec
+
+    spec = network_spec(name)
+    return spec.paper_params if spec is not None else IRSAM2_PAPER_PARAMS.get(name)
+
+
+def _speeds(model: torch.nn.Module, devices: list[str], batches: list[int], args: argparse.Namespace) -> list:
     from irsam2.models.speed import measure_fps
 
-    if args.batch < 1 or args.iters < 1 or args.warmup < 0:
-        raise UserError("--batch and --iters must be >= 1 and --warmup >= 0")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    devices = [] if args.complexity else _devices(args.device)
-    if args.compile_mode and not args.compile:
-        raise UserError("--compile-mode needs --compile")
-    if args.cuda_graphs and not any(d.startswith("cuda") for d in devices):
-        raise UserError("--cuda-graphs needs a CUDA device (--device cuda); none is being timed")
-    model = _build(args)
-    head = not args.no_head
-    name = model.config.get("name"), model.config.get("variant")
-    report: dict = {"model": model.config, "head_enabled": head, **complexity_report(model, args.size, head)}
-    if hasattr(model, "set_head_enabled"):
-        model.set_head_enabled(head)
-
-    report["speed"] = []
+    out = []
     for device in devices:
-        for batch in sorted({1, args.batch}):
+        for batch in batches:
             try:
                 r = measure_fps(
                     model,
@@ -153,16 +153,82 @@ def run(args: argparse.Namespace) -> int:
                 )
             except torch.OutOfMemoryError as e:
                 raise UserError(f"--batch {batch} does not fit on {device}: {str(e).splitlines()[0]}") from e
-            report["speed"].append(r)
+            out.append(r)
             logger.debug("timed %s", r)
         model.to("cpu")
+    return out
+
+
+def zoo_table(args: argparse.Namespace, devices: list[str]) -> list[dict]:
+    """One row per registered network: parameters (measured and the paper's), FLOPs, FPS at batch 1."""
+    from irsam2.models import create_model, list_models
+    from irsam2.models.complexity import count_flops, parameter_counts
+
+    rows = []
+    for name in list_models():
+        model = create_model(name)
+        if hasattr(model, "set_head_enabled"):
+            model.set_head_enabled(not args.no_head)
+        flops = count_flops(model, args.size, batch=1, head=None)["total"]
+        speed = _speeds(model, devices, [1], args)
+        rows.append(
+            {
+                "model": name,
+                "params": parameter_counts(model)["paper"],
+                "paper_params_m": _paper_params(name),
+                "flops": flops,
+                "fps": {r["device"]: r["fps"] for r in speed},
+            }
+        )
+    return rows
+
+
+def _print_zoo(rows: list[dict], size: tuple[int, int], devices: list[str]) -> None:
+    h, w = size
+    fps_cols = "".join(f"{'FPS ' + d:>14}" for d in devices)
+    print(f"Every registered network at 1x3x{h}x{w} (FPS: batch 1, median of timed forwards)")
+    print(f"{'model':<16}{'Params (M)':>12}{'paper (M)':>11}{'FLOPs (G)':>11}{fps_cols}")
+    for r in rows:
+        paper = f"{r['paper_params_m']:.2f}" if r["paper_params_m"] is not None else "-"
+        fps = "".join(f"{r['fps'][d]:>14.2f}" for d in devices)
+        print(f"{r['model']:<16}{r['params'] / 1e6:>12.3f}{paper:>11}{r['flops'] / 1e9:>11.2f}{fps}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch < 1 or args.iters < 1 or args.warmup < 0:
+        raise UserError("--batch and --iters must be >= 1 and --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = [] if args.complexity else _devices(args.device)
+    if args.compile_mode and not args.compile:
+        raise UserError("--compile-mode needs --compile")
+    if args.cuda_graphs and not any(d.startswith("cuda") for d in devices):
+        raise UserError("--cuda-graphs needs a CUDA device (--device cuda); none is being timed")
+    if args.all:
+        if args.checkpoint is not None:
+            raise UserError("--all benches every registered network; drop --checkpoint (or --all)")
+        rows = zoo_table(args, devices)
+        if args.json:
+            print(json.dumps({"size": list(args.size), "rows": rows}, indent=2))
+        else:
+            _print_zoo(rows, args.size, devices)
+        return 0
+    model = _build(args)
+    head = not args.no_head
+    name = model.config.get("name"), model.config.get("variant")
+    report: dict = {"model": model.config, "head_enabled": head, **complexity_report(model, args.size, head)}
+    if hasattr(model, "set_head_enabled"):
+        model.set_head_enabled(head)
+
+    report["speed"] = _speeds(model, devices, sorted({1, args.batch}), args)
 
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     p = report["params"]
     h, w = args.size
-    print(f"IR-SAM2 {name[0]} ({name[1]}), RHPM head {'on' if head else 'off'}")
+    is_irsam2 = hasattr(model, "set_head_enabled")
+    print(f"{name[0]} ({name[1]})" + (f", RHPM head {'on' if head else 'off'}" if is_irsam2 else ""))
     print(
         f"parameters: {p['paper'] / 1e6:.2f} M as the paper counts them, {p['raw']:,} raw, "
         f"{p['trainable']:,} trainable"
@@ -171,12 +237,13 @@ def run(args: argparse.Namespace) -> int:
         f"FLOPs at 1x3x{h}x{w}: {report['flops'] / 1e9:.2f} G (2 x {report['macs'] / 1e9:.2f} G MACs; "
         f"attention {report['attention_flops'] / 1e9:.2f} G, FFT {report['fft_flops'] / 1e6:.1f} M)"
     )
-    print("\nparameters by component:")
-    for label, n in report["params_by_component"].items():
-        print(f"  {n:>12,}  {label}")
-    print("\nFLOPs by component:")
-    for label, n in report["flops_by_component"].items():
-        print(f"  {n / 1e9:>9.3f} G  {label}")
+    if is_irsam2:  # the component tables name IR-SAM2's parts
+        print("\nparameters by component:")
+        for label, n in report["params_by_component"].items():
+            print(f"  {n:>12,}  {label}")
+        print("\nFLOPs by component:")
+        for label, n in report["flops_by_component"].items():
+            print(f"  {n / 1e9:>9.3f} G  {label}")
     if report["speed"]:
         print("\nspeed (median of timed forwards):")
         for r in report["speed"]:
@@ -190,5 +257,5 @@ def run(args: argparse.Namespace) -> int:
     print("\nTable 7 row:")
     print(f"  {'Method':<16}{'Params (M)':>12}{'FLOPs (G)':>12}  FPS (f/s)")
     fps_text = ", ".join(f"{v:.2f} ({k})" for k, v in fps.items()) or "-"
-    print(f"  {'IR-SAM2 (ours)':<16}{p['paper'] / 1e6:>12.2f}{report['flops'] / 1e9:>12.2f}  {fps_text}")
+    print(f"  {name[0]:<16}{p['paper'] / 1e6:>12.2f}{report['flops'] / 1e9:>12.2f}  {fps_text}")
     return 0

@@ -1,11 +1,15 @@
-"""``irsam2 sweep``: the paper's ablation tables (Tables 2-6) as one command each."""
+"""``irsam2 sweep``: the paper's comparison (Table 1) and ablation tables (Tables 2-6), one command each."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = """Run the paper's ablations (Tables 2 to 6) and collect them beside the paper's numbers.
+HELP = (
+    """Run the paper's comparison (Table 1) or ablations (Tables 2 to 6) beside the paper's numbers.
 
+table1: every classical method (Top-hat ... PSTNN, scored without training) and every registered deep
+network (the baselines with their own paper's recipe, or --recipe common for this project's, and IR-SAM2) on
+the three datasets; also writes <out>/table1_pd_fa.png (Pd against Fa, ours filled, the paper's hollow).
 table2: components (baseline, +RHPM, +CQG, full) on IRSTD-1k, NUDT-SIRST, NUAA-SIRST
 table3: loss functions (BCE, IoU, TDA, SLS, CSA) on the three datasets
 table4: w_aux in {0.5, 0.3, 0.2, 0.1};  table5: K in {1, 5, 10, 20};  table6: the RHPM lambdas
@@ -18,13 +22,18 @@ Examples:
   irsam2 sweep table5 --data ../shared/data --dry-run          # print the commands for a cluster
   irsam2 sweep table2 --data ../shared/data --datasets nudt --set train.epochs=100
   irsam2 sweep table3 --data ../shared/data --collect-only     # tabulate the runs that have finished
+  irsam2 sweep table1 --data ../shared/data --datasets nudt --models dnanet,acm,pstnn --dry-run
 """
+    + """
+A sweep is resumable: finished rows (test_metrics.json) are skipped, interrupted trainings resume.
+"""
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from irsam2.engine.sweep import TABLES
+    from irsam2.engine.sweep import TABLE_NAMES
 
-    parser.add_argument("table", choices=sorted(TABLES), help="which paper table to reproduce")
+    parser.add_argument("table", choices=sorted(TABLE_NAMES), help="which paper table to reproduce")
     parser.add_argument(
         "--data", help="folder holding the dataset folders (IRSTD-1k, NUDT-SIRST, NUAA-SIRST)"
     )
@@ -38,6 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra config override",
     )
+    parser.add_argument(
+        "--models", help="table1: comma-separated subset of rows (model or method names, e.g. dnanet,pstnn)"
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=["paper", "common"],
+        default="paper",
+        help="table1: train each baseline with its paper's recipe or with the common one (default: paper)",
+    )
+    parser.add_argument("--pretrained", help="table1: SAM2 Hiera-Tiny checkpoint for the IR-SAM2 row")
     parser.add_argument("--dry-run", action="store_true", help="print the train/eval commands and exit")
     parser.add_argument(
         "--collect-only", action="store_true", help="only gather existing results into the table"
@@ -53,8 +72,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--data DIR is required (a folder holding IRSTD-1k, NUDT-SIRST, NUAA-SIRST)")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     extra = dict(parse_override(s) for s in args.overrides)
+    only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     runs = build_sweep(
-        args.table, args.data, args.out, datasets=datasets, extra=extra, require_data=not args.dry_run
+        args.table,
+        args.data,
+        args.out,
+        datasets=datasets,
+        extra=extra,
+        require_data=not args.dry_run,
+        recipe=args.recipe,
+        pretrained=args.pretrained,
+        only=only,
     )
     if args.dry_run:
         print(format_commands(runs))

@@ -1,4 +1,4 @@
-"""``irsam2 train``: train IR-SAM2 with the paper's recipe (spec sections 7 and 8)."""
+"""``irsam2 train``: train IR-SAM2 (spec sections 7 and 8) or any registered network."""
 
 from __future__ import annotations
 
@@ -13,11 +13,19 @@ whose gate is measured on a validation split carved from the training split. Wri
 <out>/best.pt on validation IoU, <out>/log.csv, TensorBoard logs in <out>/tb and the resolved
 <out>/config.yaml.
 
+--model NAME trains any registered network (irsam2 bench --all lists them: IR-SAM2 presets and the deep
+baselines acm, dnanet, ...). A baseline trains with its own paper's loss and recipe (AdaGrad, soft-IoU, its
+epochs and batch) on top of the dataset preset (--recipe paper, its default); --recipe common keeps this
+project's common recipe (the preset's) instead, --recipe scratch the recipe for networks from random weights.
+--set KEY=VALUE wins over every recipe.
+
 Examples:
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny.pt \\
       --out runs/nudt
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --recipe scratch --out runs/nudt-scratch
   irsam2 train --config synthetic --set train.epochs=2 --set data.crop_size=64
+  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --model dnanet --out runs/dnanet_nudt
+  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --model acm --recipe common
   irsam2 train --config runs/nudt/config.yaml --out runs/nudt --resume
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --compile --set train.log_every=50
   torchrun --nproc_per_node 4 -m irsam2 train --config irstd1k --data IRSTD-1k --set train.sync_bn=true
@@ -35,11 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config key, e.g. --set train.epochs=50 --set model.overrides.topk=5 (repeatable)",
     )
     parser.add_argument(
+        "--model", help="registered network to train (sets model.name; default: the config's)"
+    )
+    parser.add_argument(
         "--recipe",
-        choices=["release", "scratch"],
-        help="training recipe on top of the preset: release (the authors', for SAM2 trunk weights) or "
-        "scratch (a trunk from random weights: BCE + soft IoU, AdamW 2e-3, warm-up + cosine per step, "
-        "target-holding crops)",
+        choices=["release", "scratch", "paper", "common"],
+        default=None,
+        help="training recipe on top of the preset. release: the preset as is (the IR-SAM2 authors' recipe, "
+        "made for SAM2 trunk weights); scratch: for a network from random weights (BCE + soft IoU, AdamW "
+        "2e-3, warm-up + cosine per step, target-holding crops); paper: the network's own paper recipe "
+        "(the default with --model of a deep baseline); common: the preset's recipe for any network",
     )
     parser.add_argument("--data", help="dataset folder (sets data.root)")
     parser.add_argument(
@@ -69,10 +82,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from irsam2.engine.config import load_config, parse_override, save_config
     from irsam2.engine.trainer import train
+    from irsam2.models import network_spec
 
     overrides = dict(parse_override(s) for s in args.overrides)
-    if args.recipe:
-        overrides["recipe"] = args.recipe
+    if args.model:
+        overrides["model.name"] = args.model
+    recipe = args.recipe
+    if recipe is None and args.model and network_spec(args.model) is not None:
+        recipe = "paper"  # a deep baseline trains with its own paper's recipe unless told otherwise
+    if recipe is not None:
+        overrides["recipe"] = recipe  # resolved by load_config (engine.config.with_recipe); --set wins
     if args.data:
         overrides["data.root"] = args.data  # paths verbatim (not through YAML)
     if args.pretrained:

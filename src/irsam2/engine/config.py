@@ -29,6 +29,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 #: docs/results.md ("Learning from scratch").
 RECIPES: dict[str, dict[str, Any]] = {
     "release": {},
+    "common": {},  # the dataset preset's recipe, whatever the network (deep baselines included)
+    "paper": {},  # the network's own paper recipe: ``irsam2.models.model_recipe`` (IR-SAM2: the release's)
     "scratch": {
         "loss.name": "bce_iou",
         "loss.pos_weight": 10.0,
@@ -84,7 +86,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adan"  # adan (spec 8) | adamw | sgd
+    name: str = "adan"  # adan (spec 8) | adamw | sgd | adagrad (the ACM/DNANet papers' optimiser)
     lr: float = 0.01
     weight_decay: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.98, 0.92, 0.99])
@@ -165,11 +167,16 @@ class Config:
             (self.data.workers >= 0, "data.workers", "must be >= 0"),
             (self.data.synthetic.num_images >= 2, "data.synthetic.num_images", "must be >= 2"),
             (self.data.synthetic.size % 32 == 0, "data.synthetic.size", "must be a multiple of 32"),
-            (self.optim.name in ("adan", "adamw", "sgd"), "optim.name", "must be adan, adamw or sgd"),
+            (
+                self.optim.name in ("adan", "adamw", "sgd", "adagrad"),
+                "optim.name",
+                "must be adan, adamw, sgd or adagrad",
+            ),
             (self.optim.lr > 0, "optim.lr", "must be > 0"),
             (self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0"),
             (
-                len(self.optim.betas) == (3 if self.optim.name == "adan" else 2),
+                self.optim.name == "adagrad"
+                or len(self.optim.betas) == (3 if self.optim.name == "adan" else 2),
                 "optim.betas",
                 f"needs {3 if self.optim.name == 'adan' else 2} values for {self.optim.name}",
             ),
@@ -410,13 +417,25 @@ def with_recipe(data: dict[str, Any], overrides: list[str] | dict[str, Any] | No
     A config file's own ``recipe`` key only records which recipe its values came from (a run's saved
     ``config.yaml`` already holds the resolved values, which must win on ``--resume``), so it is not
     re-applied."""
-    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides or [])
-    name = dict(items).get("recipe")
+    if isinstance(overrides, dict):
+        items = dict(overrides)
+    else:
+        items = dict(parse_override(o) for o in overrides or [])
+    name = items.get("recipe")
     if name is None:
         return data
     if name not in RECIPES:
         raise UserError(f"config key 'recipe': unknown recipe {name!r} (recipes: {', '.join(RECIPES)})")
-    return apply_overrides({**data, "recipe": name}, RECIPES[name])
+    recipe = RECIPES[name]
+    if name == "paper":
+        from irsam2.models import model_recipe
+
+        model = items.get("model.name") or (data.get("model") or {}).get("name") or "irsam2_t"
+        try:
+            recipe = model_recipe(str(model))
+        except ValueError as e:
+            raise UserError(f"config key 'model.name': {e}") from None
+    return apply_overrides({**data, "recipe": name}, recipe)
 
 
 def load_config(

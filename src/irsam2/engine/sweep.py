@@ -32,11 +32,15 @@ RESULT_FILE = "test_metrics.json"
 
 @dataclass(frozen=True)
 class Setting:
-    """One row of a paper table: its label, the config overrides that build it, the paper's (IoU, Pd, Fa)."""
+    """One row of a paper table: its label, the config overrides that build it, the paper's (IoU, Pd, Fa).
+
+    ``method``: a model-driven baseline of ``irsam2.baselines`` scored without training (Table 1's classical
+    rows); None for a network trained with the overrides."""
 
     label: str
     overrides: dict[str, Any]
-    paper: dict[str, tuple[float, float, float]]
+    paper: dict[str, tuple[float | None, float | None, float | None]]
+    method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,7 @@ class SweepRun:
     data_root: Path | None
     out: Path
     overrides: dict[str, Any] = field(default_factory=dict)
+    table_title: str = ""
 
     @property
     def slug(self) -> str:
@@ -224,6 +229,9 @@ class SweepRun:
         return "_".join(filter(None, keep.split("_")))
 
     def train_command(self) -> list[str]:
+        if self.setting.method is not None:  # scored without training
+            return ["irsam2", "baselines", "--methods", self.setting.method, "--preset", self.dataset,
+                    "--data", str(self.data_root), "--out", str(self.out)]  # fmt: skip
         cmd = ["irsam2", "train", "--config", self.dataset, "--out", str(self.out)]
         if self.data_root is not None:
             cmd += ["--data", str(self.data_root)]
@@ -232,6 +240,8 @@ class SweepRun:
         return cmd
 
     def eval_command(self) -> list[str]:
+        if self.setting.method is not None:
+            return []
         cmd = ["irsam2", "eval", "--checkpoint", str(self.out / "best.pt"), "--split", "test"]
         cmd += ["--data", str(self.data_root), "--preset", self.dataset, "--out", str(self.out / "test")]
         return cmd
@@ -255,6 +265,70 @@ def find_dataset(data: Path, dataset: str) -> Path | None:
     return None
 
 
+# The paper's Table 1 (IoU %, Pd %, Fa 1e-6 on IRSTD-1k, NUDT-SIRST, NUAA-SIRST), read from the text
+# extraction where each row's cells run together; None marks a cell whose digits split two ways (see
+# docs/baselines.md). Keys: registered model names and irsam2.baselines method names.
+PAPER_TABLE1: dict[str, tuple[str, dict[str, tuple[float | None, float | None, float | None]]]] = {
+    "tophat": ("Top-hat", {"irstd1k": (5.59, 69.36, 702.36), "nudt": (22.26, 91.32, 771.51),
+                           "nuaa": (None, 79.74, 16456.0)}),
+    "maxmedian": ("Max-median", {"irstd1k": (7.00, 65.21, 59.73), "nudt": (4.20, 58.41, 36.89),
+                                 "nuaa": (6.02, 84.34, 774.3)}),
+    "ipi": ("IPI", {"irstd1k": (27.92, 81.37, 16.18), "nudt": (28.63, 74.49, 41.23),
+                    "nuaa": (1.09, 87.05, 30467.0)}),
+    "ript": ("RIPT", {"irstd1k": (14.11, 77.55, 28.31), "nudt": (29.17, 91.85, None),
+                      "nuaa": (None, 69.76, 59.33)}),
+    "nram": ("NRAM", {"irstd1k": (None, 72.48, 24.73), "nudt": (12.08, 72.58, 84.77),
+                      "nuaa": (6.93, 56.40, 19.27)}),
+    "pstnn": ("PSTNN", {"irstd1k": (24.57, 71.99, 35.26), "nudt": (27.72, 66.13, 44.17),
+                        "nuaa": (30.30, 72.80, 48.99)}),
+    "acm": ("ACMNet", {"irstd1k": (60.33, 93.27, 68.49), "nudt": (68.48, 96.26, 10.27),
+                       "nuaa": (69.44, 92.02, 22.71)}),
+    "alcnet": ("ALCNet", {"irstd1k": (63.52, 85.86, 12.96), "nudt": (85.03, 97.89, 18.20),
+                          "nuaa": (73.74, 97.25, 26.79)}),
+    "dnanet": ("DNANet", {"irstd1k": (65.71, 91.84, 17.61), "nudt": (79.98, 96.93, 12.78),
+                          "nuaa": (74.81, 93.53, 38.27)}),
+    "uiunet": ("UIUNet", {"irstd1k": (65.37, 89.23, 21.52), "nudt": (90.52, 98.83, 8.34),
+                          "nuaa": (77.53, 92.40, 9.33)}),
+    "mshnet": ("MSHNet", {"irstd1k": (67.16, 93.88, 15.03), "nudt": (80.55, 97.99, 11.77),
+                          "nuaa": (73.5, 97.25, 31.05)}),
+    "sctransnet": ("SCTransNet", {"irstd1k": (68.03, 93.27, 10.74), "nudt": (94.09, 98.62, 4.29),
+                                  "nuaa": (77.5, 96.95, 13.92)}),
+    "irsam2_t": ("IR-SAM2", _FULL),
+}  # fmt: skip
+CLASSICAL = ("tophat", "maxmedian", "ipi", "ript", "nram", "pstnn")
+TABLE_NAMES = ("table1", *TABLES)
+
+
+def table1(recipe: str = "paper", pretrained: str | None = None) -> Table:
+    """Table 1: every classical method of ``irsam2.baselines`` and every registered deep baseline, plus
+    IR-SAM2. ``recipe``: ``paper`` trains each baseline with its own paper's recipe, ``common`` with the
+    dataset preset's (this project's protocol). ``pretrained``: SAM2 weights for the IR-SAM2 row only."""
+    from irsam2.models import list_models, model_recipe, network_spec
+
+    if recipe not in ("paper", "common"):
+        raise UserError(f"--recipe must be paper or common, got {recipe!r}")
+    rows = [Setting(PAPER_TABLE1[m][0], {}, PAPER_TABLE1[m][1], method=m) for m in CLASSICAL]
+    for name in [n for n in list_models() if network_spec(n) is not None] + ["irsam2_t"]:
+        title, paper = PAPER_TABLE1.get(name, (name, {}))
+        overrides: dict[str, Any] = {"model.name": name}
+        if recipe == "paper":
+            overrides.update(model_recipe(name))
+        if name == "irsam2_t" and pretrained:
+            overrides["model.pretrained"] = pretrained
+        rows.append(Setting(title, overrides, paper))
+    return Table(
+        "table1", f"Table 1: comparison with other methods ({recipe} recipes)", DATASETS, tuple(rows)
+    )
+
+
+def get_table(table: str, recipe: str = "paper", pretrained: str | None = None) -> Table:
+    if table == "table1":
+        return table1(recipe, pretrained)
+    if table not in TABLES:
+        raise UserError(f"unknown sweep {table!r}; choose one of {', '.join(TABLE_NAMES)}")
+    return TABLES[table]
+
+
 def build_sweep(
     table: str,
     data: str | Path | None,
@@ -262,11 +336,24 @@ def build_sweep(
     datasets: list[str] | None = None,
     extra: dict[str, Any] | None = None,
     require_data: bool = True,
+    recipe: str = "paper",
+    pretrained: str | None = None,
+    only: list[str] | None = None,
 ) -> list[SweepRun]:
-    """Every configuration of ``table`` (``table2`` ... ``table6``) on the datasets found under ``data``."""
-    if table not in TABLES:
-        raise UserError(f"unknown sweep {table!r}; choose one of {', '.join(TABLES)}")
-    t = TABLES[table]
+    """Every configuration of ``table`` (``table1`` ... ``table6``) on the datasets found under ``data``.
+
+    ``only``: keep the rows whose label, model name or method is listed (table1's ``--models``)."""
+    t = get_table(table, recipe, pretrained)
+    if only:
+        keys = {s.lower() for s in only}
+        kept = tuple(
+            s
+            for s in t.settings
+            if {s.label.lower(), str(s.method).lower(), str(s.overrides.get("model.name")).lower()} & keys
+        )
+        if not kept:
+            raise UserError(f"{table}: no row matches {', '.join(only)}")
+        t = Table(t.name, t.title, t.datasets, kept)
     wanted = list(datasets) if datasets else list(t.datasets)
     for d in wanted:
         if d not in t.datasets:
@@ -282,9 +369,10 @@ def build_sweep(
             # printing commands for another machine: the dataset's usual folder name under --data
             root = Path(data if data is not None else "DATA") / DATASET_FOLDERS[d][0]
         for s in t.settings:
-            run = SweepRun(table, s, d, root, Path(out) / table / d, dict(s.overrides))
+            run = SweepRun(table, s, d, root, Path(out) / table / d, dict(s.overrides), t.title)
             run.out = run.out / run.slug
-            run.overrides.update(extra or {})
+            if s.method is None:
+                run.overrides.update(extra or {})
             runs.append(run)
     if not runs:
         raise UserError(f"{table}: none of {', '.join(DATASET_TITLES[d] for d in wanted)} found under {data}")
@@ -296,7 +384,8 @@ def format_commands(runs: list[SweepRun]) -> str:
     for r in runs:
         lines.append(f"# {r.table} | {DATASET_TITLES[r.dataset]} | {r.setting.label}")
         lines.append(shlex.join(r.train_command()))
-        lines.append(shlex.join(r.eval_command()))
+        if r.eval_command():
+            lines.append(shlex.join(r.eval_command()))
     return "\n".join(lines)
 
 
@@ -313,6 +402,11 @@ def run_sweep(runs: list[SweepRun], evaluate: bool = True) -> None:
         done = r.out / RESULT_FILE
         if done.exists():
             logger.info("  already done: %s", done)
+            continue
+        if r.setting.method is not None:
+            metrics = evaluate_classical(r.setting.method, r)
+            r.out.mkdir(parents=True, exist_ok=True)
+            (r.out / RESULT_FILE).write_text(json.dumps(metrics, indent=2))
             continue
         resume = (r.out / "last.pt").exists()
         result = train(r.dataset, overrides=overrides, resume=True if resume else None)
@@ -336,6 +430,29 @@ def evaluate_on_test(checkpoint: Path, run: SweepRun) -> dict[str, Any]:
     model, ckpt = model_from_checkpoint(checkpoint, map_location="cpu")
     ds = IRSTDDataset(run.data_root, split="test", preset=run.dataset, train=False, norm=ckpt["norm"])
     result = evaluate_model(model.to(device), ds, device=device, roc=False, workers=2)
+    return dict(result.metrics[0])
+
+
+def evaluate_classical(method: str, run: SweepRun) -> dict[str, Any]:
+    """A model-driven baseline on the test split under the protocol of ``irsam2 baselines``: each frame at its
+    own size in grey levels 0-255, saliency > mean + 3 std, standard Pd/Fa."""
+    import numpy as np
+
+    from irsam2.baselines import DEFAULT_K, get_baseline, score_map
+    from irsam2.data.io import read_frame, read_mask
+    from irsam2.engine.evaluate import EvalAccumulator, split_files
+
+    fn = get_baseline(method)
+    stems, images, masks = split_files(run.data_root, "test", preset=run.dataset)
+    acc = EvalAccumulator(0.0, ("standard",), score_is_logit=False, roc=False)
+    for stem, img_path, mask_path in zip(stems, images, masks, strict=True):
+        frame, _ = read_frame(img_path)
+        acc.add(
+            score_map(fn(frame.astype(np.float64) * 255.0), DEFAULT_K),
+            read_mask(mask_path, frame.shape),
+            stem,
+        )
+    result = acc.result({"name": method, "mode": "baselines", "k": DEFAULT_K, "frames": len(stems)})
     return dict(result.metrics[0])
 
 
@@ -387,7 +504,7 @@ def collect(runs: list[SweepRun], out: str | Path) -> tuple[Path, Path]:
         w.writeheader()
         w.writerows(rows)
     lines = [
-        f"# {TABLES[table].title}",
+        f"# {runs[0].table_title}",
         "",
         "IoU and Pd in %, Fa in 1e-6; 'paper' from the paper's table, 'ours' measured on the test split",
         "with the checkpoint selected on validation IoU ('-': not run yet). 'protocol' is the Pd/Fa rule of",
@@ -405,4 +522,42 @@ def collect(runs: list[SweepRun], out: str | Path) -> tuple[Path, Path]:
         )
     md_path = out / f"{table}.md"
     md_path.write_text("\n".join(lines) + "\n")
+    if table == "table1":
+        scatter_pd_fa(rows, out / "table1_pd_fa.png")
     return md_path, csv_path
+
+
+def scatter_pd_fa(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Pd against Fa (log axis) per dataset: ours filled, the paper's hollow, one colour per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    methods = list(dict.fromkeys(r["setting"] for r in rows))
+    colours = plt.get_cmap("tab20")(range(len(methods)))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.2), squeeze=False)
+    for ax, d in zip(axes[0], datasets, strict=True):
+        for r in (r for r in rows if r["dataset"] == d):
+            c = colours[methods.index(r["setting"])]
+            for fa, pd, kw in (
+                (r["ours_fa"], r["ours_pd"], {"marker": "o", "color": c}),
+                (r["paper_fa"], r["paper_pd"], {"marker": "o", "facecolors": "none", "edgecolors": c}),
+            ):
+                if fa is not None and pd is not None and math.isfinite(fa) and math.isfinite(pd):
+                    ax.scatter(max(fa, 1e-2), pd, s=36, **kw)
+        ax.set_xscale("log")
+        ax.set_title(d)
+        ax.set_xlabel("Fa (1e-6, log)")
+        ax.set_ylabel("Pd (%)")
+        ax.grid(True, alpha=0.3)
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colours[i], label=m) for i, m in enumerate(methods)
+    ]
+    handles.append(plt.Line2D([], [], marker="o", linestyle="", color="k", mfc="none", label="(paper)"))
+    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

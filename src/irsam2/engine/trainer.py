@@ -352,6 +352,8 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(
                 params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
             )
+        elif oc.name == "adagrad":  # betas unused
+            self.optimizer = torch.optim.Adagrad(params, lr=oc.lr, weight_decay=oc.weight_decay, eps=oc.eps)
         else:
             self.optimizer = torch.optim.SGD(
                 params, lr=oc.lr, momentum=oc.betas[0], weight_decay=oc.weight_decay

@@ -1,7 +1,17 @@
-"""IR-SAM2 network, presets and SAM2 checkpoint loading (spec sections 2 to 6 and 9)."""
+"""IR-SAM2 network, presets, the deep baselines (one registry) and SAM2 checkpoint loading."""
 
-from irsam2.models.irsam2 import IRSAM2, InputSizeError, IRSAM2Config
-from irsam2.models.registry import ModelConfigError, create_model, list_models, register_model
+from irsam2.models.base import InputSizeError, SegmentationNet
+from irsam2.models.irsam2 import IRSAM2, IRSAM2Config
+from irsam2.models.registry import (
+    ModelConfigError,
+    NetworkSpec,
+    create_model,
+    list_models,
+    model_recipe,
+    network_spec,
+    register_model,
+    register_network,
+)
 from irsam2.models.sam2_checkpoint import load_sam2_checkpoint
 
 __all__ = [
@@ -9,8 +19,13 @@ __all__ = [
     "IRSAM2Config",
     "InputSizeError",
     "ModelConfigError",
+    "NetworkSpec",
+    "SegmentationNet",
     "create_model",
     "list_models",
     "load_sam2_checkpoint",
+    "model_recipe",
+    "network_spec",
     "register_model",
+    "register_network",
 ]

@@ -25,18 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from irsam2.models.base import SIZE_MULTIPLE, InputSizeError, check_image_batch
 from irsam2.models.cqg import ContrastQueryGenerator
 from irsam2.models.decoder import HyperNetwork, Projection, SkipConv, TwoWayTransformer, UpBlock, Upscale
 from irsam2.models.hiera import HieraTrunk
 from irsam2.models.layers import DensePositionalEncoding, LayerNorm2d, PromptGenerator, RCBlock
 from irsam2.models.rhpm import RHPMHead
-from irsam2.utils import UserError
 
-SIZE_MULTIPLE = 32
-
-
-class InputSizeError(UserError, ValueError):
-    """The input's height or width is not a multiple of 32 (or the tensor is not (B, 3, H, W))."""
+__all__ = ["IRSAM2", "SIZE_MULTIPLE", "IRSAM2Config", "InputSizeError"]
 
 
 @dataclass
@@ -155,15 +151,7 @@ class IRSAM2(nn.Module):
     # -- forward --
     @staticmethod
     def check_input(x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InputSizeError(f"IR-SAM2 expects an image batch of shape (B, 3, H, W), got {shape}")
-        h, w = int(x.shape[-2]), int(x.shape[-1])
-        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE or h == 0 or w == 0:
-            raise InputSizeError(
-                f"IR-SAM2 needs height and width that are multiples of {SIZE_MULTIPLE}; got {h}x{w} "
-                f"(pad the frame, e.g. to {-(-h // 32) * 32}x{-(-w // 32) * 32}, and crop the output back)"
-            )
+        check_image_batch(x, "IR-SAM2")
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Image -> (F_in (B, 256, H/16, W/16), (d0, d1, d2))."""

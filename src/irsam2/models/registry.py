@@ -1,4 +1,9 @@
-"""A timm-style registry of IR-SAM2 presets and ``create_model``.
+"""A timm-style registry of every network (IR-SAM2 presets and the deep baselines) and ``create_model``.
+
+Two kinds of entries share one namespace: IR-SAM2 presets (``register_model``, below) and deep baselines
+(``register_network``: a builder returning a :class:`irsam2.models.base.SegmentationNet`, with the paper's
+parameter count and training recipe). Every command goes through ``create_model`` and the model interface of
+``irsam2.models.base``, so no command special-cases a network.
 
 A preset is a thin named constructor: a function registered under its name that returns the preset's own
 overrides (e.g. the ablation ``irsam2_t_base`` turns CQG and the RHPM head off). ``create_model`` resolves
@@ -15,9 +20,13 @@ Variants (spec section 9):
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+from torch import nn
 
 from irsam2.models.irsam2 import IRSAM2, IRSAM2Config, config_fields
 from irsam2.utils import UserError
@@ -55,11 +64,80 @@ def register_model(fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, A
     return fn
 
 
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A deep baseline: its builder and what its paper reports.
+
+    ``paper_params``: the parameter count (millions) in the cited table; ``recipe``: the paper's own training
+    recipe as dotted config overrides (``{"optim.name": "adagrad", ...}``), applied by
+    ``irsam2 train --model`` unless ``--recipe common`` asks for this project's common recipe (the dataset
+    preset) instead.
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    title: str
+    citation: str
+    paper_params: float | None
+    params_source: str
+    recipe: dict[str, Any] = field(default_factory=dict)
+    recipe_source: str = ""
+
+
+_NETWORKS: dict[str, NetworkSpec] = {}
+
+
+def register_network(
+    *,
+    title: str,
+    citation: str,
+    paper_params: float | None,
+    params_source: str,
+    recipe: dict[str, Any] | None = None,
+    recipe_source: str = "",
+    name: str | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a deep-baseline builder (``fn(**overrides) -> SegmentationNet``) under its name."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or fn.__name__
+        if key in _REGISTRY or key in _NETWORKS:
+            raise ValueError(f"model {key!r} is registered twice")
+        _NETWORKS[key] = NetworkSpec(
+            key, fn, title, citation, paper_params, params_source, dict(recipe or {}), recipe_source
+        )
+        return fn
+
+    return wrap
+
+
+def network_spec(name: str) -> NetworkSpec | None:
+    """The spec of a deep baseline, or None for an IR-SAM2 preset (or an unknown name)."""
+    _load_networks()
+    return _NETWORKS.get(name)
+
+
+def model_recipe(name: str) -> dict[str, Any]:
+    """The paper's own training recipe of ``name`` as dotted config overrides (empty for IR-SAM2 presets:
+    their recipe is the dataset preset's, spec section 8)."""
+    spec = network_spec(name)
+    if spec is None and name not in _REGISTRY:
+        raise ModelConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return dict(spec.recipe) if spec is not None else {}
+
+
+def _load_networks() -> None:
+    # The baselines register themselves on import; importing here keeps `import irsam2.models` light and
+    # avoids an import cycle (each baseline module imports this registry).
+    from irsam2.models import zoo  # noqa: F401
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered preset names, sorted; ``pattern`` filters with fnmatch syntax (``"irsam2_t*"``)."""
+    """Registered names (IR-SAM2 presets and deep baselines), sorted; ``pattern`` filters (fnmatch)."""
     import fnmatch
 
-    names = sorted(_REGISTRY)
+    _load_networks()
+    names = sorted([*_REGISTRY, *_NETWORKS])
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
@@ -121,18 +199,55 @@ def resolve_config(name: str, variant: str, overrides: dict[str, Any]) -> IRSAM2
         raise ModelConfigError(f"model {name!r} ({variant}): bad override: {e}") from e
 
 
+def _create_network(
+    spec: NetworkSpec, variant: str, pretrained: str | os.PathLike | None, overrides: dict[str, Any]
+) -> nn.Module:
+    if variant != "official":
+        raise ModelConfigError(
+            f"model {spec.name!r} has one variant, 'official' (the network as published); got {variant!r}"
+        )
+    if pretrained is not None:
+        raise ModelConfigError(
+            f"model {spec.name!r}: pretrained SAM2 weights only apply to the IR-SAM2 presets "
+            "(the baselines train from scratch, as in their papers)"
+        )
+    params = inspect.signature(spec.builder).parameters
+    unknown = [k for k in overrides if k not in params]
+    if unknown:
+        raise ModelConfigError(
+            f"unknown override {unknown[0]!r} for model {spec.name!r}; valid overrides: "
+            f"{', '.join(params) or 'none'}"
+        )
+    try:
+        model = spec.builder(**overrides)
+    except (TypeError, ValueError) as e:
+        raise ModelConfigError(f"model {spec.name!r}: bad override: {e}") from e
+    model.config = {
+        "name": spec.name,
+        "variant": variant,
+        "overrides": {k: _jsonable(v) for k, v in overrides.items()},
+    }
+    return model
+
+
 def create_model(
     name: str = "irsam2_t",
     variant: str = "official",
     pretrained: str | os.PathLike | None = None,
     **overrides: Any,
-) -> IRSAM2:
-    """Build a registered IR-SAM2 preset.
+) -> nn.Module:
+    """Build a registered network: an IR-SAM2 preset or a deep baseline (``list_models()``).
+
+    Deep baselines have the single variant ``official`` and no pretrained weights; their overrides are
+    their builder's keyword arguments.
 
     ``pretrained``: path of an official SAM2 / SAM2.1 Hiera-Tiny checkpoint; its trunk weights are loaded
     strictly (``load_sam2_checkpoint``). The trunk is frozen when ``freeze_trunk`` is True, or when it is None
     (default) and pretrained weights were loaded; otherwise it trains.
     """
+    spec = network_spec(name)
+    if spec is not None:
+        return _create_network(spec, variant, pretrained, overrides)
     cfg = resolve_config(name, variant, overrides)
     config = {"name": name, "variant": variant, "overrides": {k: _jsonable(v) for k, v in overrides.items()}}
     model = IRSAM2(cfg, config)

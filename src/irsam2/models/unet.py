@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from irsam2.models.base import SegmentationNet
+from irsam2.models.registry import register_network
+
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -29,8 +32,10 @@ def _double_conv(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class SmallUNet(nn.Module):
+class SmallUNet(SegmentationNet):
     """Four-level U-Net, widths ``widths`` (encoder) and a bottleneck as wide as the last level."""
+
+    display_name = "U-Net (small)"
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), in_chans: int = 3) -> None:
         super().__init__()
@@ -47,7 +52,7 @@ class SmallUNet(nn.Module):
             c = w_out
         self.head = nn.Conv2d(c, 1, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
@@ -57,3 +62,17 @@ class SmallUNet(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return (self.head(x),)
+
+
+@register_network(
+    title="U-Net (small, yardstick)",
+    citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. "
+    "MICCAI 2015 (widths 16-32-64-128: this project's yardstick, not a published IRSTD model)",
+    paper_params=None,
+    params_source="not a paper's model: 0.84 M by construction",
+    recipe={},
+    recipe_source="none of its own: the benchmark trains it with --recipe scratch, like IR-SAM2",
+)
+def unet_s(widths: tuple[int, ...] = (16, 32, 64, 128)) -> SmallUNet:
+    """The convergence benchmark's yardstick U-Net (about 0.84 M parameters)."""
+    return SmallUNet(tuple(widths))
