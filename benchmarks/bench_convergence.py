@@ -116,12 +116,11 @@ def train_and_test(name: str, args: argparse.Namespace, out: Path) -> dict:
 
 
 def classical(name: str, args: argparse.Namespace) -> dict:
-    from irsam2.baselines import DEFAULT_K as K
-    from irsam2.baselines import PAPER_NAMES, get_baseline, score_map
+    from irsam2.baselines import DEFAULT_KS, PAPER_NAMES, get_baseline, score_map
     from irsam2.data.io import read_frame, read_mask
     from irsam2.engine.evaluate import EvalAccumulator, split_files
 
-    k = getattr(__import__("irsam2.baselines", fromlist=["default_k"]), "default_k", lambda n: K)(name)
+    k = DEFAULT_KS[name]  # each method's default threshold (docs/baselines.md)
     stems, images, masks = split_files(args.data, "test", preset="nudt")
     if args.test_limit:
         stems, images, masks = stems[: args.test_limit], images[: args.test_limit], masks[: args.test_limit]
