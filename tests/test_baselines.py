@@ -236,7 +236,7 @@ def test_baselines_command_writes_eval_outputs(tmp_path, capsys):
         row = payload["metrics"][0]
         assert row["protocol"] == "basicirstd" and row["frames"] == len(stems)
         assert row["pd"] == 100.0  # one clear point target per smooth frame
-        # each method's own default k (Top-hat 12, PSTNN 3), chosen on training splits
+        # each method's own default k (Top-hat 12, PSTNN 16), chosen on training splits
         assert payload["settings"]["segmentation"] == f"saliency > mean + {DEFAULT_KS[method]:g} * std"
         assert payload["settings"]["k"] == DEFAULT_KS[method]
         with (out / method / "per_image.csv").open() as f:
@@ -254,7 +254,7 @@ def test_baselines_command_writes_eval_outputs(tmp_path, capsys):
 
 def test_every_baseline_has_a_default_k():
     assert set(DEFAULT_KS) == set(BASELINES)
-    assert DEFAULT_KS["tophat"] == 12.0 and DEFAULT_KS["maxmedian"] == 4.0
+    assert DEFAULT_KS["tophat"] == 12.0 and DEFAULT_KS["maxmedian"] == 4.0 and DEFAULT_KS["pstnn"] == 16.0
     assert all(k > 0 for k in DEFAULT_KS.values())
 
 

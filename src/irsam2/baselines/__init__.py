@@ -52,7 +52,7 @@ DEFAULT_KS: dict[str, float] = {
     "ipi": 3.0,
     "ript": 3.0,
     "nram": 3.0,
-    "pstnn": 3.0,
+    "pstnn": 16.0,
 }
 
 

@@ -3,12 +3,12 @@ dataset split under the same protocol as `irsam2 eval`.
 
 Each frame is read at its own resolution, scaled to the 8-bit grey range (0-255, the scale the methods'
 published parameters assume), turned into a saliency map by the method, and segmented by the rule of those
-papers: saliency > mean + k * std of the map. k is per method by default (irsam2.baselines.DEFAULT_KS: Top-hat
-12, Max-median 4, the others 3), each chosen on the training splits of NUDT-SIRST and NUAA-SIRST, never on a
-test frame (docs/baselines.md); --k sets one k for every method. IoU, nIoU and Pd are printed in %, Fa in
-1e-6, with the metrics protocol of each row (see `irsam2 eval --help`). Writes under --out, one folder per
-method, the same files as `irsam2 eval`: metrics.json and per_image.csv (worst first); plus summary.json over
-all methods.
+papers: saliency > mean + k * std of the map. k is per method by default (irsam2.baselines.DEFAULT_KS:
+Top-hat 12, Max-median 4, PSTNN 16, IPI/RIPT/NRAM 3), each chosen on the training splits of NUDT-SIRST and
+NUAA-SIRST, never on a test frame (docs/baselines.md); --k sets one k for every method. IoU, nIoU and Pd are
+printed in %, Fa in 1e-6, with the metrics protocol of each row (see `irsam2 eval --help`). Writes under
+--out, one folder per method, the same files as `irsam2 eval`: metrics.json and per_image.csv (worst first);
+plus summary.json over all methods.
 
 Examples:
   irsam2 baselines --data ../shared/data/NUDT-SIRST --methods tophat,maxmedian,pstnn --out runs/baselines_nudt
