@@ -399,7 +399,8 @@ def inference(a: argparse.Namespace, data: Path | None, ckpt: str | None) -> dic
         parity.append(
             {
                 "variant": name,
-                "mask_iou": inter / union if union else 1.0,
+                "mask_iou": inter / union if union else 1.0,  # both empty: identical masks
+                "mask_pixels": int(union),  # 0 says the IoU was vacuous (no target predicted by either)
                 "max_abs_logit_diff": (o - ref).abs().max().item(),
                 "ref_logit_range": [ref.min().item(), ref.max().item()],
                 "frames": int(ref.shape[0]),
@@ -461,8 +462,8 @@ def summary(res: dict[str, Any]) -> str:
             rows.append(
                 (
                     f"parity {p['variant']}",
-                    f"mask IoU {p['mask_iou']:.4f}, max |dlogit| {p['max_abs_logit_diff']:.3g} "
-                    f"({p['frames']} frames, {inf['weights']})",
+                    f"mask IoU {p['mask_iou']:.4f} over {p['mask_pixels']} px, max |dlogit| "
+                    f"{p['max_abs_logit_diff']:.3g} ({p['frames']} frames, {inf['weights']})",
                 )
             )
     rows.append(("total time", f"{res['total_s']:.0f} s"))

@@ -19,7 +19,7 @@ from irsam2.engine.trainer import Trainer
 
 def _batches(tmp_path: Path, workers: int) -> list[dict]:
     over = tiny(tmp_path / f"w{workers}", **{"data.workers": workers, "data.prefetch": 2})
-    over |= {"data.synthetic.num_images": 9, "train.batch_size": 4}
+    over |= {"data.synthetic.num_images": 10, "train.batch_size": 4}  # 8 training, 2 validation
     t = Trainer(load_config("synthetic", over))
     t.setup()
     return [to_device(b, t.device) for b in t._epoch_loader(1, 0)]
