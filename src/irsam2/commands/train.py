@@ -8,8 +8,10 @@ import json
 HELP = """Train IR-SAM2 from a preset (irstd1k, nudt, nuaa, synthetic) or a YAML config.
 
 The presets hold the paper's recipe (spec section 8): Adan lr 0.01, weight decay 1e-4, betas (0.98, 0.92,
-0.99), cosine annealing to 1e-6 over 300 epochs, batch 12, 256x256 crops, and the release's loss schedule
-whose gate is measured on a validation split carved from the training split. Writes <out>/last.pt every epoch,
+0.99), cosine annealing to 1e-6 over 300 epochs, batch 12, 256x256 crops, and the loss schedule of the
+variant: `official` follows the release's warm-up, whose gate is measured on a validation split carved from
+the training split; `paper` trains with the full CSA and the RHPM head from the first step (force either with
+--set loss.schedule=release|none). Writes <out>/last.pt every epoch,
 <out>/best.pt on validation IoU, <out>/log.csv, TensorBoard logs in <out>/tb and the resolved
 <out>/config.yaml.
 

@@ -75,7 +75,10 @@ class SchedConfig:
 class LossConfig:
     name: str = "csa"  # csa | sls | bce | soft_iou | dice | target_centric
     w_aux: float = 0.2
-    schedule: bool = True  # the release's warm-up schedule and gate (spec 7); off = full loss from epoch 0
+    # true: the variant's own schedule (official: the release's warm-up and gate, spec 7; paper: none, the
+    # full CSA with the head open from the first step, spec 9); false or "none": no schedule for either
+    # variant; "release": the release's schedule for either variant. See Config.release_schedule().
+    schedule: bool | str = True
     warmup_epochs: int = 20
     gate_iou: float = 0.40  # validation IoU (fraction) that opens the gate
 
@@ -116,6 +119,16 @@ class Config:
         """Plain nested dict (YAML / checkpoint friendly)."""
         return dataclasses.asdict(self)
 
+    def release_schedule(self) -> bool:
+        """Whether training follows the release's loss schedule and head gate (spec 7) rather than the full
+        CSA with the head open from the first step: ``loss.schedule`` true picks the variant's own (release
+        for ``official``, none for ``paper``, spec section 9); false / ``"none"`` and ``"release"`` force
+        either for any variant."""
+        mode = self.loss.schedule
+        if mode is True:
+            return self.model.variant == "official"
+        return mode == "release"
+
     def validate(self) -> Config:
         """Cross-field checks that the type checks cannot express."""
         checks = [
@@ -145,6 +158,11 @@ class Config:
                 "must be one of csa, sls, bce, soft_iou, dice, target_centric",
             ),
             (self.loss.w_aux >= 0, "loss.w_aux", "must be >= 0"),
+            (
+                self.loss.schedule in (True, False, "none", "release"),
+                "loss.schedule",
+                "must be true (the variant's own), false / none, or release",
+            ),
             (self.train.epochs >= 1, "train.epochs", "must be >= 1"),
             (self.train.batch_size >= 1, "train.batch_size", "must be >= 1"),
             (

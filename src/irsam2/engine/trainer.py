@@ -354,15 +354,26 @@ class Trainer:
             kwargs["w_aux"] = lc.w_aux
         self.loss_fn = build_loss(lc.name, **kwargs)
         self.loss_fn.to(self.device)
+        # the variant picks the schedule unless loss.schedule forces one (Config.release_schedule, spec 9)
+        release = self.cfg.release_schedule()
         self.schedule = LossSchedule(
-            warmup_epochs=lc.warmup_epochs, gate_iou=lc.gate_iou, always_open=not lc.schedule
+            warmup_epochs=lc.warmup_epochs, gate_iou=lc.gate_iou, always_open=not release
         )
+        if self.dist.is_main:
+            logger.info(
+                "loss: %s (%s variant, loss.schedule=%s)",
+                "the release's warm-up schedule and gate"
+                if release
+                else "full CSA and head from the first step",
+                self.cfg.model.variant,
+                lc.schedule,
+            )
 
     def _apply_gate(self) -> None:
         core = self.model_core
         if hasattr(core, "set_head_enabled"):
-            # the paper variant has no gate: its head is on from the start (spec section 9)
-            core.set_head_enabled(True if self.cfg.model.variant == "paper" else self.schedule.gate_open)
+            # the head follows the loss gate, which is open from the start without the release's schedule
+            core.set_head_enabled(self.schedule.gate_open)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -7,10 +7,12 @@ variant defaults, then the preset's overrides, then the caller's overrides, in t
 Variants (spec section 9):
 
 - ``official`` (the authors' release, which produced the paper's numbers): RHPM inverse FFT scaled by
-  1/sqrt(hw), zeroing radius <= r_cut, 3x3 fusion conv, CQG refine GELU(LN(Linear)), head input conv-stem X0
-  with sigmoid masks, head gate closed until the training engine opens it.
-- ``paper`` (the text): consistent FFT normalisation, zeroing radius < r_cut, 1x1 fusion conv, CQG refine
-  MLP(LN), head input raw image with the masks, head always on.
+  1/sqrt(hw), normalised radius grid zeroing radius <= r_cut, 3x3 fusion conv, CQG refine GELU(LN(Linear)),
+  head input conv-stem X0 with sigmoid masks, head gate closed until the training engine opens it (and the
+  engine's release loss schedule).
+- ``paper`` (the text): consistent FFT normalisation, pixel radii from (h//2, w//2) with integer r_cut >= 1
+  and zeroing d < r_cut, 1x1 fusion conv, CQG refine MLP(LN), head input raw image with sigmoid masks, head
+  always on (and the full CSA loss from the first step in the engine).
 """
 
 from __future__ import annotations
