@@ -16,7 +16,7 @@ the training split; `paper` trains with the full CSA and the RHPM head from the 
 <out>/config.yaml.
 
 Examples:
-  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny.pt \\
+  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny \\
       --out runs/nudt
   irsam2 train --config synthetic --set train.epochs=2 --set data.crop_size=64
   irsam2 train --config runs/nudt/config.yaml --out runs/nudt --resume
@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", help="dataset folder (sets data.root)")
     parser.add_argument(
-        "--pretrained", help="SAM2 / SAM2.1 Hiera-Tiny checkpoint for the trunk (model.pretrained)"
+        "--pretrained",
+        help="SAM2 weights for the trunk (model.pretrained): sam2.1_hiera_tiny or sam2_hiera_tiny "
+        "(downloaded once into the torch hub cache), a checkpoint path, or none (from scratch, no warning)",
     )
     parser.add_argument("--out", help="output folder (sets out)")
     parser.add_argument(

@@ -29,8 +29,10 @@ class ModelConfig:
     name: str = "irsam2_t"
     variant: str = "official"  # "official" (the release) or "paper" (spec section 9)
     overrides: dict[str, Any] = field(default_factory=dict)  # ablation switches, passed to create_model
-    pretrained: str | None = None  # SAM2 / SAM2.1 Hiera-Tiny checkpoint; the trunk is then frozen
-    # (overrides.freeze_trunk: false trains it anyway)
+    # SAM2 / SAM2.1 Hiera-Tiny weights: a path, or a name (sam2.1_hiera_tiny, sam2_hiera_tiny) downloaded once
+    # into the torch hub cache; the trunk is then frozen (overrides.freeze_trunk: false trains it anyway).
+    # null: from scratch, with a warning at start (and in <out>/warnings.txt); "none": from scratch, silently
+    pretrained: str | None = None
 
 
 @dataclass

@@ -43,6 +43,12 @@ from irsam2.utils import UserError, logger
 CKPT_LAST = "last.pt"
 CKPT_BEST = "best.pt"
 LOG_CSV = "log.csv"
+WARNINGS_TXT = "warnings.txt"
+NO_SAM2_WARNING = (
+    "no SAM2 weights (model.pretrained is null): the Hiera trunk trains from scratch and accuracy will be "
+    "far below the paper's. Pass --pretrained sam2.1_hiera_tiny (downloaded once) or a checkpoint path; "
+    "`--pretrained none` (model.pretrained: none) trains from scratch without this warning."
+)
 
 
 class TrainingDiverged(UserError):
@@ -236,6 +242,7 @@ class Trainer:
         self.global_step = 0
         self._writer: Any = None
         self._val_time = 0.0
+        self.warnings: list[str] = []  # run-level warnings, also written to <out>/warnings.txt
 
     # -- set-up --------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -294,11 +301,22 @@ class Trainer:
 
     def _build_model(self) -> None:
         from irsam2.models import create_model
+        from irsam2.models.hub import is_no_weights, resolve_pretrained
 
         mc = self.cfg.model
         overrides = dict(mc.overrides)
+        pretrained = mc.pretrained
+        if mc.pretrained is None:  # `pretrained: none` (a string) is the explicit, silent choice
+            self.warnings.append(NO_SAM2_WARNING)
+            if self.dist.is_main:
+                logger.warning(NO_SAM2_WARNING)
+        elif not is_no_weights(pretrained):
+            if self.dist.is_main:  # rank 0 downloads a named checkpoint once; the others then hit the cache
+                pretrained = resolve_pretrained(pretrained)
+            D.barrier(self.dist)
+            pretrained = resolve_pretrained(pretrained)
         try:
-            model = create_model(mc.name, variant=mc.variant, pretrained=mc.pretrained, **overrides)
+            model = create_model(mc.name, variant=mc.variant, pretrained=pretrained, **overrides)
         except (TypeError, ValueError) as e:
             raise UserError(f"config key 'model': {e}") from e
         if self.cfg.train.sync_bn and self.dist.distributed:
@@ -462,6 +480,8 @@ class Trainer:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.out / "config.yaml")
+        if self.warnings:
+            (self.out / WARNINGS_TXT).write_text("".join(f"WARNING: {w}\n" for w in self.warnings))
         self._rewrite_csv()
         if self.cfg.train.tensorboard:
             try:

@@ -124,17 +124,22 @@ def create_model(
 ) -> IRSAM2:
     """Build a registered IR-SAM2 preset.
 
-    ``pretrained``: path of an official SAM2 / SAM2.1 Hiera-Tiny checkpoint; its trunk weights are loaded
-    strictly (``load_sam2_checkpoint``). The trunk is frozen when ``freeze_trunk`` is True, or when it is None
-    (default) and pretrained weights were loaded; otherwise it trains.
+    ``pretrained``: an official SAM2 / SAM2.1 Hiera-Tiny checkpoint, as a local path or by name
+    (``"sam2.1_hiera_tiny"``, ``"sam2_hiera_tiny"``: downloaded once into the torch hub cache, see
+    ``irsam2.models.hub``); its trunk weights are loaded strictly (``load_sam2_checkpoint``). None or
+    ``"none"``: no weights. The trunk is frozen when ``freeze_trunk`` is True, or when it is None (default)
+    and pretrained weights were loaded; otherwise it trains.
     """
+    from irsam2.models.hub import is_no_weights
+
     cfg = resolve_config(name, variant, overrides)
     config = {"name": name, "variant": variant, "overrides": {k: _jsonable(v) for k, v in overrides.items()}}
     model = IRSAM2(cfg, config)
-    if pretrained is not None:
+    if not is_no_weights(pretrained):
+        from irsam2.models.hub import resolve_pretrained
         from irsam2.models.sam2_checkpoint import load_sam2_checkpoint
 
-        load_sam2_checkpoint(model, pretrained)  # freezes per cfg.freeze_trunk
+        load_sam2_checkpoint(model, resolve_pretrained(pretrained))  # freezes per cfg.freeze_trunk
     else:
         model.set_trunk_frozen(bool(cfg.freeze_trunk))
     return model
