@@ -369,8 +369,8 @@ saliency minus k).
 irsam2 predict my_frames/ my_clip.mp4 --checkpoint {args.out}/checkpoint.pt --out predictions
 # evaluate it on this synthetic test split
 irsam2 eval --data {data} --split test --checkpoint {args.out}/checkpoint.pt
-# train on real data (NUDT-SIRST as released; SAM2.1 Hiera-Tiny weights, downloaded by you, are optional)
-irsam2 train --config nudt --data path/to/NUDT-SIRST --pretrained sam2.1_hiera_tiny.pt --out runs/nudt
+# train on real data (NUDT-SIRST as released; SAM2.1 Hiera-Tiny weights are downloaded once by name)
+irsam2 train --config nudt --data path/to/NUDT-SIRST --pretrained sam2.1_hiera_tiny --out runs/nudt
 irsam2 eval --data path/to/NUDT-SIRST --checkpoint runs/nudt/best.pt --overlays 10
 # ONNX for deployment, checked against torch, then run without torch
 irsam2 export --checkpoint runs/nudt/best.pt --onnx irsam2.onnx --check-data path/to/NUDT-SIRST/images

@@ -8,8 +8,10 @@ import json
 HELP = """Train IR-SAM2 from a preset (irstd1k, nudt, nuaa, synthetic) or a YAML config.
 
 The presets hold the paper's recipe (spec section 8): Adan lr 0.01, weight decay 1e-4, betas (0.98, 0.92,
-0.99), cosine annealing to 1e-6 over 300 epochs, batch 12, 256x256 crops, and the release's loss schedule
-whose gate is measured on a validation split carved from the training split. Writes <out>/last.pt every epoch,
+0.99), cosine annealing to 1e-6 over 300 epochs, batch 12, 256x256 crops, and the loss schedule of the
+variant: `official` follows the release's warm-up, whose gate is measured on a validation split carved from
+the training split; `paper` trains with the full CSA and the RHPM head from the first step (force either with
+--set loss.schedule=release|none). Writes <out>/last.pt every epoch,
 <out>/best.pt on validation IoU, <out>/log.csv, TensorBoard logs in <out>/tb and the resolved
 <out>/config.yaml.
 
@@ -20,7 +22,7 @@ project's common recipe (the preset's) instead, --recipe scratch the recipe for 
 --set KEY=VALUE wins over every recipe.
 
 Examples:
-  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny.pt \\
+  irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny \\
       --out runs/nudt
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --recipe scratch --out runs/nudt-scratch
   irsam2 train --config synthetic --set train.epochs=2 --set data.crop_size=64
@@ -56,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", help="dataset folder (sets data.root)")
     parser.add_argument(
-        "--pretrained", help="SAM2 / SAM2.1 Hiera-Tiny checkpoint for the trunk (model.pretrained)"
+        "--pretrained",
+        help="SAM2 weights for the trunk (model.pretrained): sam2.1_hiera_tiny or sam2_hiera_tiny "
+        "(downloaded once into the torch hub cache), a checkpoint path, or none (from scratch, no warning)",
     )
     parser.add_argument("--out", help="output folder (sets out)")
     parser.add_argument(

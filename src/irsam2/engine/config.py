@@ -53,8 +53,10 @@ class ModelConfig:
     name: str = "irsam2_t"
     variant: str = "official"  # "official" (the release) or "paper" (spec section 9)
     overrides: dict[str, Any] = field(default_factory=dict)  # ablation switches, passed to create_model
-    pretrained: str | None = None  # SAM2 / SAM2.1 Hiera-Tiny checkpoint; the trunk is then frozen
-    # (overrides.freeze_trunk: false trains it anyway)
+    # SAM2 / SAM2.1 Hiera-Tiny weights: a path, or a name (sam2.1_hiera_tiny, sam2_hiera_tiny) downloaded once
+    # into the torch hub cache; the trunk is then frozen (overrides.freeze_trunk: false trains it anyway).
+    # null: from scratch, with a warning at start (and in <out>/warnings.txt); "none": from scratch, silently
+    pretrained: str | None = None
 
 
 @dataclass
@@ -107,7 +109,10 @@ class LossConfig:
     name: str = "csa"  # csa | sls | bce | soft_iou | dice | target_centric | bce_iou
     w_aux: float = 0.2
     pos_weight: float = 1.0  # bce_iou: weight of the positive (target) pixels in the BCE term
-    schedule: bool = True  # the release's warm-up schedule and gate (spec 7); off = full loss from epoch 0
+    # true: the variant's own schedule (official: the release's warm-up and gate, spec 7; paper: none, the
+    # full CSA with the head open from the first step, spec 9); false or "none": no schedule for either
+    # variant; "release": the release's schedule for either variant. See Config.release_schedule().
+    schedule: bool | str = True
     warmup_epochs: int = 20
     gate_iou: float = 0.40  # validation IoU (fraction) that opens the gate
 
@@ -152,6 +157,16 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML / checkpoint friendly)."""
         return dataclasses.asdict(self)
+
+    def release_schedule(self) -> bool:
+        """Whether training follows the release's loss schedule and head gate (spec 7) rather than the full
+        CSA with the head open from the first step: ``loss.schedule`` true picks the variant's own (release
+        for ``official``, none for ``paper``, spec section 9); false / ``"none"`` and ``"release"`` force
+        either for any variant."""
+        mode = self.loss.schedule
+        if mode is True:
+            return self.model.variant == "official"
+        return mode == "release"
 
     def validate(self) -> Config:
         """Cross-field checks that the type checks cannot express."""
@@ -201,6 +216,11 @@ class Config:
             ),
             (self.loss.w_aux >= 0, "loss.w_aux", "must be >= 0"),
             (self.loss.pos_weight > 0, "loss.pos_weight", "must be > 0"),
+            (
+                self.loss.schedule in (True, False, "none", "release"),
+                "loss.schedule",
+                "must be true (the variant's own), false / none, or release",
+            ),
             (self.train.epochs >= 1, "train.epochs", "must be >= 1"),
             (self.train.batch_size >= 1, "train.batch_size", "must be >= 1"),
             (

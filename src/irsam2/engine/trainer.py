@@ -45,6 +45,12 @@ from irsam2.utils import UserError, logger, progress
 CKPT_LAST = "last.pt"
 CKPT_BEST = "best.pt"
 LOG_CSV = "log.csv"
+WARNINGS_TXT = "warnings.txt"
+NO_SAM2_WARNING = (
+    "no SAM2 weights (model.pretrained is null): the Hiera trunk trains from scratch and accuracy will be "
+    "far below the paper's. Pass --pretrained sam2.1_hiera_tiny (downloaded once) or a checkpoint path; "
+    "`--pretrained none` (model.pretrained: none) trains from scratch without this warning."
+)
 
 
 class TrainingDiverged(UserError):
@@ -254,6 +260,7 @@ class Trainer:
         self._val_time = 0.0
         self._forward: Any = None  # the compiled forward (train.compile), built once
         self.first_step_s: float | None = None  # wall time of this process's first step (compile included)
+        self.warnings: list[str] = []  # run-level warnings, also written to <out>/warnings.txt
 
     # -- set-up --------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -314,11 +321,22 @@ class Trainer:
 
     def _build_model(self) -> None:
         from irsam2.models import create_model
+        from irsam2.models.hub import is_no_weights, resolve_pretrained
 
         mc = self.cfg.model
         overrides = dict(mc.overrides)
+        pretrained = mc.pretrained
+        if mc.pretrained is None:  # `pretrained: none` (a string) is the explicit, silent choice
+            self.warnings.append(NO_SAM2_WARNING)
+            if self.dist.is_main:
+                logger.warning(NO_SAM2_WARNING)
+        elif not is_no_weights(pretrained):
+            if self.dist.is_main:  # rank 0 downloads a named checkpoint once; the others then hit the cache
+                pretrained = resolve_pretrained(pretrained)
+            D.barrier(self.dist)
+            pretrained = resolve_pretrained(pretrained)
         try:
-            model = create_model(mc.name, variant=mc.variant, pretrained=mc.pretrained, **overrides)
+            model = create_model(mc.name, variant=mc.variant, pretrained=pretrained, **overrides)
         except (TypeError, ValueError) as e:
             raise UserError(f"config key 'model': {e}") from e
         if self.cfg.train.sync_bn and self.dist.distributed:
@@ -387,15 +405,26 @@ class Trainer:
             kwargs["pos_weight"] = lc.pos_weight
         self.loss_fn = build_loss(lc.name, **kwargs)
         self.loss_fn.to(self.device)
+        # the variant picks the schedule unless loss.schedule forces one (Config.release_schedule, spec 9)
+        release = self.cfg.release_schedule()
         self.schedule = LossSchedule(
-            warmup_epochs=lc.warmup_epochs, gate_iou=lc.gate_iou, always_open=not lc.schedule
+            warmup_epochs=lc.warmup_epochs, gate_iou=lc.gate_iou, always_open=not release
         )
+        if self.dist.is_main:
+            logger.info(
+                "loss: %s (%s variant, loss.schedule=%s)",
+                "the release's warm-up schedule and gate"
+                if release
+                else "full CSA and head from the first step",
+                self.cfg.model.variant,
+                lc.schedule,
+            )
 
     def _apply_gate(self) -> None:
         core = self.model_core
         if hasattr(core, "set_head_enabled"):
-            # the paper variant has no gate: its head is on from the start (spec section 9)
-            core.set_head_enabled(True if self.cfg.model.variant == "paper" else self.schedule.gate_open)
+            # the head follows the loss gate, which is open from the start without the release's schedule
+            core.set_head_enabled(self.schedule.gate_open)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -484,6 +513,8 @@ class Trainer:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.out / "config.yaml")
+        if self.warnings:
+            (self.out / WARNINGS_TXT).write_text("".join(f"WARNING: {w}\n" for w in self.warnings))
         self._rewrite_csv()
         if self.cfg.train.tensorboard:
             try:

@@ -49,11 +49,12 @@ class IRSAM2Config:
     lambdas: tuple[float, float, float] = (0.1, 0.2, 0.4)  # head lambdas, shallow (mask0) to deep (mask2)
     fusion_kernel: int = 3  # kernel of the conv fusing the three masks into P (paper: 1)
     rhpm_norm: str = "official"  # "official": inverse FFT scaled by 1/sqrt(hw); "paper": consistent
-    rhpm_zeroing: str = "<="  # "<=" zero radius <= r_cut (official); "<" (paper)
+    # "<=": normalised grid, zero radius <= r_cut (official); "<": the paper's rule, pixel radii from
+    # (h//2, w//2), integer r_cut >= 1, zero d < r_cut (so DC always goes); see irsam2.models.rhpm
+    rhpm_zeroing: str = "<="
     cqg_refine: str = "linear"  # "linear": GELU(LN(Linear)) (official); "mlp": MLP(LN) (paper)
-    head_input: str = (
-        "stem"  # "stem": conv-stem X0 and sigmoid(masks) (official); "image": raw image and masks
-    )
+    # "stem": conv-stem X0 (official); "image": the raw image (paper); both gated by sigmoid(masks)
+    head_input: str = "stem"
     freeze_trunk: bool | None = None  # None: frozen iff SAM2 weights are loaded
     trunk: bool = True  # False: ablation without the Hiera trunk and self-prompts (CNN branch + decoder only)
 

@@ -12,10 +12,12 @@ variant defaults, then the preset's overrides, then the caller's overrides, in t
 Variants (spec section 9):
 
 - ``official`` (the authors' release, which produced the paper's numbers): RHPM inverse FFT scaled by
-  1/sqrt(hw), zeroing radius <= r_cut, 3x3 fusion conv, CQG refine GELU(LN(Linear)), head input conv-stem X0
-  with sigmoid masks, head gate closed until the training engine opens it.
-- ``paper`` (the text): consistent FFT normalisation, zeroing radius < r_cut, 1x1 fusion conv, CQG refine
-  MLP(LN), head input raw image with the masks, head always on.
+  1/sqrt(hw), normalised radius grid zeroing radius <= r_cut, 3x3 fusion conv, CQG refine GELU(LN(Linear)),
+  head input conv-stem X0 with sigmoid masks, head gate closed until the training engine opens it (and the
+  engine's release loss schedule).
+- ``paper`` (the text): consistent FFT normalisation, pixel radii from (h//2, w//2) with integer r_cut >= 1
+  and zeroing d < r_cut, 1x1 fusion conv, CQG refine MLP(LN), head input raw image with sigmoid masks, head
+  always on (and the full CSA loss from the first step in the engine).
 """
 
 from __future__ import annotations
@@ -241,22 +243,27 @@ def create_model(
     Deep baselines have the single variant ``official`` and no pretrained weights; their overrides are
     their builder's keyword arguments.
 
-    ``pretrained``: path of an official SAM2 / SAM2.1 Hiera-Tiny checkpoint; its trunk weights are loaded
-    strictly (``load_sam2_checkpoint``). The trunk is frozen when ``freeze_trunk`` is True, or when it is None
-    (default) and pretrained weights were loaded; otherwise it trains.
+    ``pretrained``: an official SAM2 / SAM2.1 Hiera-Tiny checkpoint, as a local path or by name
+    (``"sam2.1_hiera_tiny"``, ``"sam2_hiera_tiny"``: downloaded once into the torch hub cache, see
+    ``irsam2.models.hub``); its trunk weights are loaded strictly (``load_sam2_checkpoint``). None or
+    ``"none"``: no weights. The trunk is frozen when ``freeze_trunk`` is True, or when it is None (default)
+    and pretrained weights were loaded; otherwise it trains.
     """
+    from irsam2.models.hub import is_no_weights
+
     spec = network_spec(name)
     if spec is not None:
-        return _create_network(spec, variant, pretrained, overrides)
+        return _create_network(spec, variant, None if is_no_weights(pretrained) else pretrained, overrides)
     cfg = resolve_config(name, variant, overrides)
     config = {"name": name, "variant": variant, "overrides": {k: _jsonable(v) for k, v in overrides.items()}}
     model = IRSAM2(cfg, config)
-    if pretrained is not None and not cfg.trunk:
+    if not is_no_weights(pretrained) and not cfg.trunk:
         raise ModelConfigError(f"model {name!r} has no Hiera trunk: SAM2 weights ({pretrained}) do not apply")
-    if pretrained is not None:
+    if not is_no_weights(pretrained):
+        from irsam2.models.hub import resolve_pretrained
         from irsam2.models.sam2_checkpoint import load_sam2_checkpoint
 
-        load_sam2_checkpoint(model, pretrained)  # freezes per cfg.freeze_trunk
+        load_sam2_checkpoint(model, resolve_pretrained(pretrained))  # freezes per cfg.freeze_trunk
     else:
         model.set_trunk_frozen(bool(cfg.freeze_trunk))
     return model

@@ -5,14 +5,28 @@ whose disc encloses at least ``lambda`` of the energy, zero the disc, inverse FF
 search is vectorised over the batch: bins are sorted by radius once per spectrum size (cached), the per-sample
 energies are accumulated in that order and ``searchsorted`` finds the first position reaching ``lambda *
 total``. The radius at that position is ``r_cut`` even when several bins share a radius (ties), because the
-enclosed energy of a radius counts the whole ring and every smaller radius ends before that position.
+enclosed energy of a radius counts the whole ring and every smaller radius ends before that position. No
+Python loop over samples and no host synchronisation: shapes depend only on the input's size.
 
 The filter is applied on the unshifted spectrum with an ``ifftshift``-ed radius grid, which is the same as
 ``fftshift`` -> mask -> ``ifftshift`` without moving the complex data twice.
 
 Switches (spec section 9): ``norm="official"`` takes the forward FFT with ``norm="ortho"`` and the inverse
 with the default normalisation (output scaled by 1/sqrt(h*w)); ``norm="paper"`` keeps both orthonormal.
-``zeroing="<="`` (official) zeroes bins with radius <= r_cut, ``"<"`` (paper) those with radius < r_cut.
+
+``zeroing="<="`` (official, the release): radii on the normalised grid ``linspace(-1, 1)`` per axis, r_cut
+is the smallest grid radius whose disc (radius <= r) holds lambda of the energy, bins with radius <= r_cut
+are zeroed.
+
+``zeroing="<"`` (paper, section 2.2.3): the paper's rule as a whole, not only its comparison. Distances are
+in pixels from the spectral origin ``(c_u, c_v) = (h//2, w//2)`` of the shifted spectrum; ``E_low(r)`` is the
+energy of the bins with distance < r; ``r_cut = argmin r s.t. 1 <= r <= min(h, w)/2, E_low(r) >= lambda
+E_total``; ``M = 0`` where ``d^2 < r_cut^2``. Readings (docs/DESIGN.md): r runs over the integers (pixel
+radii: over the reals the minimum is not attained, since ``E_low`` steps just above each bin distance), and
+when no r up to ``min(h, w)/2`` encloses lambda of the energy, r_cut is that bound, ``max(1,
+floor(min(h, w)/2))``. As r >= 1 the DC bin (distance 0) is always removed. On the release's grid with ``<``
+the four central bins of an even-sized spectrum tie at the smallest radius and nothing would be zeroed
+whenever they hold lambda of the energy; the pixel rule has no such case.
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ from torch import nn
 NORMS = ("official", "paper")
 ZEROINGS = ("<=", "<")
 
-_GRID_CACHE: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+_GRID_CACHE: dict[tuple[int, int, str, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
 
 def radius_grid(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -33,12 +47,34 @@ def radius_grid(h: int, w: int, device: torch.device | str = "cpu") -> torch.Ten
     return torch.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
 
 
-def _sorted_grid(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(unshifted radius grid, flattened; its argsort; the sorted radii), cached per size and device."""
-    key = (h, w, str(device))
+def pixel_ring_grid(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per bin of a shifted (h, w) spectrum, the smallest integer r with ``d < r`` (``floor(d) + 1``), where d
+    is the pixel distance from the spectral origin (h//2, w//2); exact integer arithmetic, float32 values.
+
+    ``E_low(r)`` of the paper is the energy of the bins whose ring is <= r, and ``d^2 < r_cut^2`` holds
+    exactly when ``ring <= r_cut`` (r_cut an integer).
+    """
+    dy = torch.arange(h, dtype=torch.int64) - h // 2
+    dx = torch.arange(w, dtype=torch.int64) - w // 2
+    d2 = dy[:, None] ** 2 + dx[None, :] ** 2
+    s = torch.sqrt(d2.double()).floor().to(torch.int64)  # isqrt, corrected below against rounding
+    s = torch.where(s * s > d2, s - 1, s)
+    s = torch.where((s + 1) * (s + 1) <= d2, s + 1, s)
+    return (s + 1).to(device=device, dtype=torch.float32)
+
+
+def _sorted_grid(
+    h: int, w: int, device: torch.device, kind: str = "<="
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(unshifted radius grid, flattened; its argsort; the sorted radii), cached per size, device and rule.
+
+    ``kind="<="``: the release's normalised radii; ``"<"``: the paper's pixel rings (``pixel_ring_grid``).
+    """
+    key = (h, w, str(device), kind)
     hit = _GRID_CACHE.get(key)
     if hit is None or torch.compiler.is_compiling():
-        r = torch.fft.ifftshift(radius_grid(h, w, device), dim=(-2, -1)).reshape(-1)
+        grid = radius_grid(h, w, device) if kind == "<=" else pixel_ring_grid(h, w, device)
+        r = torch.fft.ifftshift(grid, dim=(-2, -1)).reshape(-1)
         # topk rather than argsort: it exports to ONNX; the order inside a ring of equal radius is irrelevant
         r_sorted, order = r.topk(r.numel(), largest=False, sorted=True)
         hit = (r, order, r_sorted)
@@ -70,18 +106,38 @@ def radial_cutoff(
     return radius_sorted[idx.clamp(max=cum.shape[-1] - 1)]
 
 
-def rhpm(x: torch.Tensor, lam: float, norm: str = "official", zeroing: str = "<=") -> torch.Tensor:
-    """Functional RHPM on (B, C, h, w); returns ``|ifft2(F * M)|`` in float32 (see module docstring)."""
-    x = x.float()  # FFTs have no half/bfloat16 kernels on CPU; keep the filter in float32 under autocast too
-    b, _, h, w = x.shape
-    r, order, r_sorted = _sorted_grid(h, w, x.device)
-    spec = torch.fft.fft2(x, norm="ortho")
+def _keep_mask(spec: torch.Tensor, lam: float, zeroing: str) -> torch.Tensor:
+    """The filter M (1 keep, 0 zero) of a batch of unshifted spectra (B, C, h, w), as (B, 1, h, w) float32."""
+    b, _, h, w = spec.shape
+    r, order, r_sorted = _sorted_grid(h, w, spec.device, zeroing)
     with torch.no_grad():  # the cutoff is a selection: no gradient flows through it
         power = spec.real.square() + spec.imag.square()  # |F|^2, 5x faster than abs().square() on the CPU
         power = (power[:, 0] if power.shape[1] == 1 else power.mean(dim=1)).reshape(b, h * w)
         r_cut = radial_cutoff(power, r_sorted, order, lam).to(r.dtype)
-        keep = (r[None, :] > r_cut) if zeroing == "<=" else (r[None, :] >= r_cut)
-        keep = keep.to(x.dtype).reshape(b, 1, h, w)
+        if zeroing == "<=":
+            keep = r[None, :] > r_cut
+        else:
+            # paper: integer r_cut in [1, min(h, w)/2] (rings start at 1, so only the upper bound clamps);
+            # a bin is zeroed when d^2 < r_cut^2, i.e. its ring is <= r_cut
+            keep = r[None, :] > r_cut.clamp(max=float(max(1, min(h, w) // 2)))
+        return keep.to(torch.float32).reshape(b, 1, h, w)
+
+
+def rhpm_keep(x: torch.Tensor, lam: float, zeroing: str = "<=") -> torch.Tensor:
+    """The filter ``M`` that ``rhpm(x, lam, zeroing=zeroing)`` applies, unshifted (DC at [..., 0, 0]),
+    (B, 1, h, w) with 1 where a bin is kept and 0 where it is zeroed."""
+    if zeroing not in ZEROINGS:
+        raise ValueError(f"rhpm zeroing must be one of {ZEROINGS}, got {zeroing!r}")
+    return _keep_mask(torch.fft.fft2(x.float(), norm="ortho"), lam, zeroing)
+
+
+def rhpm(x: torch.Tensor, lam: float, norm: str = "official", zeroing: str = "<=") -> torch.Tensor:
+    """Functional RHPM on (B, C, h, w); returns ``|ifft2(F * M)|`` in float32 (see module docstring)."""
+    if zeroing not in ZEROINGS:
+        raise ValueError(f"rhpm zeroing must be one of {ZEROINGS}, got {zeroing!r}")
+    x = x.float()  # FFTs have no half/bfloat16 kernels on CPU; keep the filter in float32 under autocast too
+    spec = torch.fft.fft2(x, norm="ortho")
+    keep = _keep_mask(spec, lam, zeroing)
     inv_norm = "backward" if norm == "official" else "ortho"
     out = torch.fft.ifft2(spec * keep, norm=inv_norm)
     if out.requires_grad:
@@ -110,9 +166,10 @@ class RHPM(nn.Module):
 class RHPMHead(nn.Module):
     """The residual cascaded RHPM head (paper Fig. 3, spec section 6) producing ``P_final``.
 
-    ``input_kind="stem"`` (official): ``X0 = ReLU(BN(Conv3x3(3->1)(img)))`` gated by ``sigmoid(mask_i)``;
-    ``"image"`` (paper): the raw single-channel image (channel mean of the replicated input) gated by the
-    masks' logits. Stages run deepest first with ``lambdas[2]``, ``lambdas[1]``, ``lambdas[0]`` (index 0
+    ``input_kind="stem"`` (official): ``X0 = ReLU(BN(Conv3x3(3->1)(img)))``; ``"image"`` (paper): the raw
+    single-channel image (channel mean of the replicated input). Both gate each stage's input with the mask
+    probability, ``X * sigmoid(mask_i) + X`` (spec section 9; the paper's ``I * Mask + I`` read with Mask a
+    probability map). Stages run deepest first with ``lambdas[2]``, ``lambdas[1]``, ``lambdas[0]`` (index 0
     shallowest). ``P = Conv(3->1)(concat[mask0, mask1, mask2])`` with ``fusion_kernel`` 3 (official) or 1
     (paper); ``P_final = P * sigmoid(X) + P`` has the sign of P.
     """
@@ -138,14 +195,11 @@ class RHPMHead(nn.Module):
         self, img: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:
         """The cascade's output ``X`` in (0, 1), (B, 1, H, W)."""
-        if self.input_kind == "stem":
-            x = self.stem(img)
-            gates = [torch.sigmoid(m) for m in masks]
-        else:
-            x = img.mean(dim=1, keepdim=True)
-            gates = list(masks)
+        # both variants gate with the mask probability sigmoid(mask): a raw logit would flip the features'
+        # sign where it is negative (the paper writes ``I * Mask + I``; reading in docs/DESIGN.md)
+        x = self.stem(img) if self.input_kind == "stem" else img.mean(dim=1, keepdim=True)
         for i in (2, 1, 0):  # deepest mask first
-            x = self.rhpm[i](x * gates[i] + x)
+            x = self.rhpm[i](x * torch.sigmoid(masks[i]) + x)
         return torch.sigmoid(x)
 
     def forward(
@@ -157,4 +211,4 @@ class RHPMHead(nn.Module):
         return p * x + p
 
 
-__all__ = ["RHPM", "RHPMHead", "radial_cutoff", "radius_grid", "rhpm"]
+__all__ = ["RHPM", "RHPMHead", "pixel_ring_grid", "radial_cutoff", "radius_grid", "rhpm", "rhpm_keep"]
