@@ -52,6 +52,9 @@ class DataConfig:
     copy_paste: bool = False  # copy-paste of target crops (the release uses it on IRSTD-1k)
     augment: bool = True
     workers: int = 2
+    strict: bool = False  # refuse data repairs (mask size mismatch, grey mask values) instead of warning
+    # masks: pixel > mask_threshold is a target; None = the default rule (> 127 for 0-255 masks, > 0 for 0/1)
+    mask_threshold: float | None = None
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -97,6 +100,7 @@ class TrainConfig:
     val_batch_size: int = 4
     progress: bool = True  # tqdm bar
     tensorboard: bool = True
+    best_half: bool = False  # store best.pt's weights in float16 (half the size; last.pt stays float32)
 
 
 @dataclass
@@ -136,6 +140,16 @@ class Config:
                 len(self.optim.betas) == (3 if self.optim.name == "adan" else 2),
                 "optim.betas",
                 f"needs {3 if self.optim.name == 'adan' else 2} values for {self.optim.name}",
+            ),
+            (
+                all(0.0 <= b < 1.0 for b in self.optim.betas),
+                "optim.betas",
+                "must each be in [0, 1)",
+            ),
+            (
+                self.data.mask_threshold is None or self.data.mask_threshold >= 0,
+                "data.mask_threshold",
+                "must be >= 0",
             ),
             (self.sched.name in ("cosine", "constant"), "sched.name", "must be cosine or constant"),
             (self.sched.min_lr >= 0, "sched.min_lr", "must be >= 0"),
