@@ -144,7 +144,10 @@ def test_unreadable_input_is_named_without_traceback(tmp_path: Path, checkpoint:
     r = irsam2(
         "predict", str(tmp_path / "frames"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o")
     )
-    assert r.returncode == 2 and "broken.png" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # issue 15: the good frames still get their results; the bad file is skipped, listed, and the exit is 1
+    assert r.returncode == 1 and "broken.png" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "skipped 1 unreadable inputs" in r.stderr
+    assert sorted(p.stem for p in (tmp_path / "o" / "masks").iterdir()) == ["a8", "b16", "c8"]
 
 
 def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

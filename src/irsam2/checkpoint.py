@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,39 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+_UNSAFE_HINT = (
+    "it may be unsafe: do not load it with torch.load(weights_only=False) unless you trust its source"
+)
+
+
+def _load_error(path: Path, e: BaseException) -> UserError:
+    """Our own message for a failed weights-only load (torch's ends with advice to load the file unsafely,
+    which is wrong for random bytes and dangerous for a malicious pickle): not a checkpoint, truncated, or
+    holding objects that are not allowed."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    text = str(e)
+    if head.startswith(b"PK\x03\x04"):  # a zip archive: the PyTorch format since 1.6
+        if not zipfile.is_zipfile(path) or "central directory" in text or isinstance(e, EOFError):
+            return UserError(
+                f"{path}: the checkpoint is truncated or corrupt (an interrupted download, copy or save?)"
+            )
+        if "GLOBAL" in text or "global" in text:
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            what = f" ({found[1]})" if found else ""
+            return UserError(
+                f"{path}: the checkpoint holds Python objects that are not allowed in a weights-only "
+                f"checkpoint{what}; {_UNSAFE_HINT}"
+            )
+        return UserError(f"{path}: the checkpoint is corrupt (its archive could not be read)")
+    if head[:1] == b"\x80":  # a bare pickle: a legacy torch.save or any Python pickle, which may run code
+        return UserError(
+            f"{path}: a plain Python pickle or an old-format checkpoint, not a weights-only PyTorch "
+            f"checkpoint; {_UNSAFE_HINT}"
+        )
+    return UserError(f"{path}: not a PyTorch checkpoint (another kind of file)")
+
+
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(weights_only=True)`` with errors that name the file and the problem."""
     path = Path(path)
@@ -69,14 +104,12 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty (an interrupted download or copy?)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a bare pickle's protocol: noise for users
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     # IndexError/KeyError: the weights-only unpickler on a file that is no pickle at all (e.g. text)
     except _LOAD_ERRORS as e:
-        # the unpickler's KeyError/IndexError text is a bare opcode number: it would only confuse
-        detail = "" if isinstance(e, (KeyError, IndexError)) or not str(e) else f": {str(e).splitlines()[0]}"
-        raise UserError(
-            f"{path}: not a readable PyTorch checkpoint (truncated, corrupt, or another kind of file){detail}"
-        ) from e
+        raise _load_error(path, e) from None
 
 
 def model_payload(model: torch.nn.Module, norm: dict | None = None, target_stats: dict | None = None) -> dict:

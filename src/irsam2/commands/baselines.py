@@ -8,7 +8,7 @@ Top-hat 12, Max-median 4, PSTNN 16, IPI/RIPT/NRAM 3), each chosen on the trainin
 NUAA-SIRST, never on a test frame (docs/baselines.md); --k sets one k for every method. IoU, nIoU and Pd are
 printed in %, Fa in 1e-6, with the metrics protocol of each row (see `irsam2 eval --help`). Writes under
 --out, one folder per method, the same files as `irsam2 eval`: metrics.json and per_image.csv (worst first);
-plus summary.json over all methods.
+plus summary.json over all methods. A --out that holds results is refused unless --overwrite.
 
 Examples:
   irsam2 baselines --data ../shared/data/NUDT-SIRST --methods tophat,maxmedian,pstnn --out runs/baselines_nudt
@@ -56,6 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: each method's own k, irsam2.baselines.DEFAULT_KS)",
     )
     add_protocol_argument(parser)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results in a non-empty --out folder"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse data repairs (mask size, grey mask values)"
+    )
+    parser.add_argument(
+        "--mask-threshold",
+        type=float,
+        help="ground truth: target where mask value > this (default: > 127 for 0-255 masks, > 0 for 0/1)",
+    )
     parser.add_argument("--limit", type=int, help="score only the first N frames of the split (quick runs)")
     parser.add_argument(
         "--workers", type=int, default=1, help="processes computing saliency maps (default: %(default)s)"
@@ -78,7 +89,7 @@ def _saliency(job: tuple[str, str, np.ndarray]) -> tuple[np.ndarray, float]:
 
 def run(args: argparse.Namespace) -> int:
     from irsam2.baselines import DEFAULT_KS, PAPER_NAMES, get_baseline, score_map
-    from irsam2.data.io import read_frame, read_mask
+    from irsam2.data.io import read_frame, read_mask, scan_masks
     from irsam2.engine.evaluate import EvalAccumulator, resolution_name, split_files, write_outputs
     from irsam2.metrics.report import format_table, write_json
 
@@ -92,6 +103,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be 1 or more, got {args.workers}")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be 1 or more, got {args.limit}")
+    from irsam2.baselines import BASELINES
+    from irsam2.engine.run_dir import check_output, clear_entries
+
+    out = args.out or Path(f"baselines_{args.data.resolve().name}")
+    ours = [*BASELINES, "summary.json"]
+    mode = check_output(out, overwrite=args.overwrite, ours=ours)
     protocols = protocols_from_args(args)
     stems, images, masks = split_files(args.data, args.split, preset=args.preset, split_file=args.split_file)
     if args.limit is not None:
@@ -99,12 +116,14 @@ def run(args: argparse.Namespace) -> int:
     if not stems:
         raise UserError(f"{args.data}: split {args.split!r} has no frames")
     # frames scaled to the 8-bit grey range whatever their bit depth; masks at the frame's size
+    scan_masks(masks, f"{args.data} ({args.split})", args.strict, args.mask_threshold)
     frames, gts = [], []
     for img_path, mask_path in zip(images, masks):
         f, _ = read_frame(img_path)
         frames.append(f.astype(np.float64) * 255.0)
-        gts.append(read_mask(mask_path, size=f.shape))
-    out = args.out or Path(f"baselines_{args.data.resolve().name}")
+        gts.append(read_mask(mask_path, size=f.shape, strict=args.strict, threshold=args.mask_threshold))
+    if mode == "replace":  # the frames are read: replace the old results
+        clear_entries(out, ours)
     summary = []
     pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
     try:

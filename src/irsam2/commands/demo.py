@@ -34,12 +34,16 @@ import numpy as np
 from irsam2.utils import UserError
 
 HELP = __doc__
+DEMO_FILES = ("data", "train", "checkpoint.pt", "roc.png", "overlays", "metrics.json", "README.md")
 TOPHAT_KS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("runs/demo"), help="report folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier demo in a non-empty --out folder"
     )
     parser.add_argument(
         "--budget-seconds", type=float, default=300.0, help="training time budget (default: %(default)s)"
@@ -205,12 +209,15 @@ def run(args: argparse.Namespace) -> int:
 
     from irsam2.data.synthetic import write_synthetic_dataset
     from irsam2.engine.inference import Predictor, extract_targets, render_overlay
+    from irsam2.engine.run_dir import check_output, clear_entries
     from irsam2.engine.trainer import train
     from irsam2.metrics import ROCAccumulator, SegmentationMetrics
 
     _check(args)
     t_start = time.perf_counter()
     out: Path = args.out
+    if check_output(out, overwrite=args.overwrite, ours=DEMO_FILES) == "replace":
+        clear_entries(out, DEMO_FILES)  # the demo's own files only (checked above)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 

@@ -12,7 +12,8 @@ printed in %, Fa in 1e-6, each row with the protocol that produced it:
               dropped from Fa), for comparison with older papers and the IR-SAM2 release only.
   all         a row for each.
 nIoU counts a frame with no target and no prediction as 0, as the reference code does.
-Writes under --out: metrics.json, per_image.csv (worst first), roc.csv, pdfa.csv, roc.png, overlays/
+Writes under --out (a folder that holds results is refused unless --overwrite): metrics.json,
+per_image.csv (worst first), roc.csv, pdfa.csv, roc.png, overlays/
 (--overlays N: the N worst frames, detected targets boxed green, missed red, false alarms yellow).
 
 --predictions DIR scores files named <stem>.png/.bmp/.tif/.npy (one per test frame) under the same protocol:
@@ -35,6 +36,7 @@ from irsam2.commands import add_protocol_argument, protocols_from_args
 from irsam2.utils import UserError
 
 HELP = __doc__
+EVAL_FILES = ("metrics.json", "per_image.csv", "roc.csv", "pdfa.csv", "roc.png", "overlays")
 logger = logging.getLogger(__name__)
 
 
@@ -57,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output folder (default: eval_<checkpoint or folder name>)")
     add_protocol_argument(parser)
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results in a non-empty --out folder"
+    )
+    parser.add_argument(
         "--threshold",
         type=float,
         help="prediction threshold, strict '>': on logits with --checkpoint (default 0), "
@@ -67,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--overlays", type=int, default=0, metavar="N", help="draw the N worst frames (default 0)"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse data repairs (mask size, grey mask values)"
+    )
+    parser.add_argument(
+        "--mask-threshold",
+        type=float,
+        help="ground truth: target where mask value > this (default: > 127 for 0-255 masks, > 0 for 0/1)",
     )
     parser.add_argument("--no-roc", action="store_true", help="skip the ROC and Pd-Fa sweeps")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
@@ -86,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--overlays must be 0 or more, got {args.overlays}")
     if not args.data.is_dir():
         raise UserError(f"{args.data}: dataset folder not found")
+    from irsam2.engine.run_dir import check_output, clear_entries
+
+    source = args.checkpoint.stem if args.checkpoint is not None else args.predictions.resolve().name
+    out = args.out or Path(f"eval_{source}")
+    mode = check_output(out, overwrite=args.overwrite, ours=EVAL_FILES)  # before any work
     protocols = protocols_from_args(args)
     split = args.split  # an explicit --split-file wins over it (irsam2.data.layouts)
     common = dict(
@@ -109,7 +127,14 @@ def run(args: argparse.Namespace) -> int:
             )
         device = pick_device(args.device)
         dataset = IRSTDDataset(
-            args.data, split=split, preset=args.preset, split_file=args.split_file, train=False, norm=norm
+            args.data,
+            split=split,
+            preset=args.preset,
+            split_file=args.split_file,
+            train=False,
+            norm=norm,
+            strict=args.strict,
+            mask_threshold=args.mask_threshold,
         )
         threshold = 0.0 if args.threshold is None else args.threshold
         name = args.checkpoint.stem
@@ -134,9 +159,18 @@ def run(args: argparse.Namespace) -> int:
         name = args.predictions.resolve().name
         settings |= {"name": name}
         result = evaluate_predictions(
-            args.predictions, stems, images, masks, threshold=threshold, settings=settings, **common
+            args.predictions,
+            stems,
+            images,
+            masks,
+            threshold=threshold,
+            settings=settings,
+            strict=args.strict,
+            mask_threshold=args.mask_threshold,
+            **common,
         )
-    out = args.out or Path(f"eval_{name}")
+    if mode == "replace":  # the evaluation succeeded: only now is the old one removed
+        clear_entries(out, EVAL_FILES)
     paths = write_outputs(result, out, overlays=args.overlays)
     print(result.table())
     print(

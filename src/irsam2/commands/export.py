@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="H [W] of the exported input (default 256)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --onnx file")
     parser.add_argument("--check-data", type=Path, help="a folder of real frames for the parity check")
     parser.add_argument(
         "--check-frames", type=int, default=4, help="frames per parity set (default: %(default)s)"
@@ -71,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from irsam2.checkpoint import model_from_checkpoint
     from irsam2.deploy.onnx import OnnxPredictor, check_parity, export_onnx
     from irsam2.engine.inference import FrameModel, norm_from_checkpoint
+    from irsam2.engine.run_dir import check_output_file
 
     h, w = _size(args.size)
+    check_output_file(args.onnx, overwrite=args.overwrite)
     if args.check_frames < 1:
         raise UserError(f"--check-frames must be at least 1, got {args.check_frames}")
     model, ckpt = model_from_checkpoint(args.checkpoint)

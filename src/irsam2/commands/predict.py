@@ -5,7 +5,9 @@ Frames of any size, 8- or 16-bit, no masks needed. For each frame it writes, und
   overlays/<frame>.png   the frame with the mask in red and each target boxed in green
   targets/<frame>.json   its targets: centroid (x, y), box (x0, y0, x1, y1; x1, y1 exclusive), area,
                          peak score
-and summary.json with one line per frame. Video frames are named <video>_<index>.
+and summary.json with one line per frame. Video frames are named <video>_<index>. An unreadable image or
+video is skipped with a warning; the skipped files are listed at the end (and in summary.json) and the
+command then exits with status 1. A --out that holds results is refused unless --overwrite.
 
 Example:
   irsam2 predict frames/ clip.mp4 extra.png --checkpoint runs/demo/checkpoint.pt --out predictions
@@ -28,6 +30,7 @@ from irsam2.utils import UserError, progress
 HELP = __doc__
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".wmv", ".m4v", ".webm")
 logger = logging.getLogger(__name__)
+PREDICT_FILES = ("masks", "targets", "overlays", "summary.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out", type=Path, default=Path("predictions"), help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results in a non-empty --out folder"
     )
     parser.add_argument(
         "--batch-size", type=int, default=8, help="frames per forward pass (default: %(default)s)"
@@ -89,6 +95,7 @@ class FrameSource:
                     )
             else:
                 raise UserError(f"{path}: no such file or folder")
+        self.skipped: list[tuple[str, str]] = []  # (file, why): unreadable inputs, left out
         self.names = self._unique_names()
         self.video_lengths = {p: self._video_length(p) for kind, p in self.entries if kind == "video"}
 
@@ -132,11 +139,15 @@ class FrameSource:
         from irsam2.data.io import read_frame
 
         for kind, path in self.entries:
-            if kind == "image":
-                frame, depth = read_frame(path)
-                yield self.names[path], frame, {"source": str(path), "bit_depth": depth}
-            else:
-                yield from self._video_frames(path)
+            try:
+                if kind == "image":
+                    frame, depth = read_frame(path)
+                    yield self.names[path], frame, {"source": str(path), "bit_depth": depth}
+                else:
+                    yield from self._video_frames(path)
+            except UserError as e:  # one bad file must not cost the good frames their results
+                logger.warning("skipped: %s", e)
+                self.skipped.append((str(path), str(e)))
 
     def _video_frames(self, path: Path) -> Iterator[tuple[str, np.ndarray, dict]]:
         import cv2
@@ -197,10 +208,14 @@ def run(args: argparse.Namespace) -> int:
 
     from irsam2.data.io import write_mask
     from irsam2.engine.inference import render_overlay
+    from irsam2.engine.run_dir import check_output, clear_entries
 
+    out = Path(args.out)
+    mode = check_output(out, overwrite=args.overwrite, ours=PREDICT_FILES)
     source = FrameSource(args.inputs, recursive=args.recursive, video_step=args.video_step)
     runner = make_runner(args)
-    out = Path(args.out)
+    if mode == "replace":  # inputs and model are good: replace the old predictions
+        clear_entries(out, PREDICT_FILES)
     folders = {
         name: out / name for name in ("masks", "targets") + (() if args.no_overlays else ("overlays",))
     }
@@ -245,10 +260,18 @@ def run(args: argparse.Namespace) -> int:
         "targets": n_targets,
         "seconds": round(seconds, 3),
         "frames_per_second": round(len(summary) / seconds, 3) if seconds > 0 else None,
+        "skipped": [{"file": f, "error": why} for f, why in source.skipped],
     }
     (out / "summary.json").write_text(json.dumps({**meta, "per_frame": summary}, indent=1) + "\n")
     print(
         f"irsam2 predict: {len(summary)} frames, {n_targets} targets, {seconds:.1f} s "
         f"({meta['frames_per_second']} frames/s) -> {out}"
     )
+    if source.skipped:
+        import sys
+
+        print(f"irsam2 predict: skipped {len(source.skipped)} unreadable inputs:", file=sys.stderr)
+        for f, why in source.skipped:
+            print(f"  {why}" if why.startswith(f) else f"  {f}: {why}", file=sys.stderr)
+        return 1
     return 0

@@ -16,11 +16,13 @@ table4: w_aux in {0.5, 0.3, 0.2, 0.1};  table5: K in {1, 5, 10, 20};  table6: th
 (tables 4-6 on IRSTD-1k and NUDT-SIRST). --data is a folder holding the dataset folders (IRSTD-1k,
 NUDT-SIRST, NUAA-SIRST); datasets not found there are left out. Each configuration is trained with the
 dataset's preset and its best checkpoint (validation IoU) is evaluated on the test split. Results:
-<out>/<table>.md and .csv.
+<out>/<table>.md and .csv. A sweep whose runs are already in --out is refused: --resume continues it
+(finished runs are kept, interrupted ones resumed), --overwrite replaces each run as its new one starts.
 
 Examples:
   irsam2 sweep table5 --data ../shared/data --dry-run          # print the commands for a cluster
   irsam2 sweep table2 --data ../shared/data --datasets nudt --set train.epochs=100
+  irsam2 sweep table2 --data ../shared/data --datasets nudt --set train.epochs=100 --resume
   irsam2 sweep table3 --data ../shared/data --collect-only     # tabulate the runs that have finished
   irsam2 sweep table1 --data ../shared/data --datasets nudt --models dnanet,acm,pstnn --dry-run
 """
@@ -59,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", help="table1: SAM2 Hiera-Tiny checkpoint for the IR-SAM2 row")
     parser.add_argument("--dry-run", action="store_true", help="print the train/eval commands and exit")
     parser.add_argument(
+        "--resume", action="store_true", help="continue a sweep in --out (finished runs are kept)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the runs of an earlier sweep of this table"
+    )
+    parser.add_argument(
         "--collect-only", action="store_true", help="only gather existing results into the table"
     )
 
@@ -88,7 +96,19 @@ def run(args: argparse.Namespace) -> int:
         print(format_commands(runs))
         return 0
     if not args.collect_only:
-        run_sweep(runs)
+        from pathlib import Path
+
+        from irsam2.engine.run_dir import check_output
+
+        # the table's runs live in <out>/<table>/<dataset>/<setting>: refuse to mix with an earlier sweep
+        check_output(
+            Path(args.out) / args.table,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            can_resume=True,
+            ours=[r.dataset for r in runs],
+        )
+        run_sweep(runs, overwrite=args.overwrite)
     md, csv_path = collect(runs, args.out)
     print(md.read_text())
     print(f"written: {md} and {csv_path}")

@@ -21,6 +21,17 @@ epochs and batch) on top of the dataset preset (--recipe paper, its default); --
 project's common recipe (the preset's) instead, --recipe scratch the recipe for networks from random weights.
 --set KEY=VALUE wins over every recipe.
 
+Output folder: a --out that already holds files is refused; pass --resume to continue the run in it, or
+--overwrite to replace it (only a folder of irsam2 run files; the old run is removed once the new one has
+started). A start that fails (bad config, checkpoint or data, an optimizer error) leaves nothing behind.
+best.pt holds the weights only (--set train.best_half=true: float16); last.pt also the optimizer state.
+
+Resuming: without --config the run's own config (config.yaml beside the checkpoint) is used.
+--set train.epochs=N continues to N epochs on the cosine schedule of an N-epoch run (the learning rate
+moves to that schedule's value at the epochs done and anneals to sched.min_lr at epoch N); device, workers,
+time budget, progress/TensorBoard and the dataset's location may change too. Any other key that differs
+from the checkpoint's config is refused (the message lists them).
+
 Examples:
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --pretrained sam2.1_hiera_tiny \\
       --out runs/nudt
@@ -28,14 +39,17 @@ Examples:
   irsam2 train --config synthetic --set train.epochs=2 --set data.crop_size=64
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --model dnanet --out runs/dnanet_nudt
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --model acm --recipe common
-  irsam2 train --config runs/nudt/config.yaml --out runs/nudt --resume
+  irsam2 train --out runs/nudt --resume --set train.epochs=400
   irsam2 train --config nudt --data ../shared/data/NUDT-SIRST --compile --set train.log_every=50
   torchrun --nproc_per_node 4 -m irsam2 train --config irstd1k --data IRSTD-1k --set train.sync_bn=true
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="synthetic", help="preset name or YAML file (default: synthetic)")
+    parser.add_argument(
+        "--config",
+        help="preset name or YAML file (default: synthetic; with --resume: the run's own config)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -72,6 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue a run: from <out>/last.pt, or from the checkpoint given",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in a non-empty --out (once the new run has started)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse data repairs instead of warning (data.strict)"
+    )
+    parser.add_argument(
         "--time-budget", type=float, help="stop cleanly after this many seconds (train.time_budget_s)"
     )
     parser.add_argument(
@@ -84,7 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irsam2.engine.config import load_config, parse_override, save_config
+    from irsam2.engine.config import (
+        apply_overrides,
+        config_from_dict,
+        load_config,
+        parse_override,
+        save_config,
+    )
     from irsam2.engine.trainer import train
     from irsam2.models import network_spec
 
@@ -106,7 +134,15 @@ def run(args: argparse.Namespace) -> int:
         overrides["train.time_budget_s"] = args.time_budget
     if args.compile:
         overrides["train.compile"] = True
-    cfg = load_config(args.config, overrides)
+    if args.strict:
+        overrides["data.strict"] = True
+    if args.config is None and args.resume is not None:
+        from irsam2.engine.checkpoints import base_config, resume_path
+
+        path = resume_path(args.resume, args.out)
+        cfg = config_from_dict(apply_overrides(base_config(path), overrides))
+    else:
+        cfg = load_config(args.config or "synthetic", overrides)
     if args.print_config:
         import sys
         import tempfile
@@ -115,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as d:
             sys.stdout.write(save_config(cfg, Path(d) / "c.yaml").read_text())
         return 0
-    result = train(cfg, resume=args.resume)
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if result.last is not None:  # rank 0
         print(json.dumps(result.to_dict(), indent=2))
     return 130 if result.status == "interrupted" else 0

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from irsam2.data.io import read_frame, read_mask
+from irsam2.data.io import read_frame, read_mask, scan_masks
 from irsam2.data.layouts import PRESETS, ResolvedSplit, check_preset_counts, detect_layout, resolve_split
 from irsam2.data.stats import compute_norm_stats, compute_target_stats
 from irsam2.data.synthetic import SceneConfig, generate_scene
@@ -145,8 +145,11 @@ class IRSTDDataset(FrameDataset):
     (pass the checkpoint's ``norm`` for evaluation). ``copy_paste`` None: the preset's default (IRSTD-1k
     only);
     the bank is built from this (training) split at construction. ``strict``: refuse repairable defects
-    (mask size mismatch) instead of repairing them with a warning. ``cache``: keep decoded frames in memory
-    (per DataLoader worker; about ``H * W * 2`` bytes per 8-bit item) so that later epochs skip decoding.
+    (mask size mismatch, grey mask values) instead of repairing them with a warning. ``mask_threshold``:
+    target where mask value > it (None: :func:`irsam2.data.io.read_mask`'s default rule). Every mask is
+    checked at construction (:func:`~irsam2.data.io.scan_masks`: one warning per dataset). ``cache``: keep
+    decoded frames in memory (per DataLoader worker; about ``H * W * 2`` bytes per 8-bit item) so that later
+    epochs skip decoding.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class IRSTDDataset(FrameDataset):
         pad_multiple: int = 32,
         augment: TrainAugment | None = None,
         cache: bool = False,
+        mask_threshold: float | None = None,
     ) -> None:
         super().__init__(
             train=split in ("train", "trainval") if train is None else train,
@@ -191,6 +195,8 @@ class IRSTDDataset(FrameDataset):
         self._cache: dict[int, tuple[np.ndarray, float, np.ndarray]] | None = {} if cache else None
         if not self.resolved.stems:
             raise UserError(f"{self.root}: split {split!r} has no items")
+        self.mask_threshold = mask_threshold
+        scan_masks(list(self.resolved.masks), f"{self.root} ({split})", self.strict, mask_threshold)
         if copy_paste is None:
             copy_paste = bool(preset and PRESETS[preset].copy_paste)
         if copy_paste and self.train:
@@ -217,7 +223,7 @@ class IRSTDDataset(FrameDataset):
             frame = levels.astype(np.float32) * np.float32(scale)
         else:
             frame, depth = read_frame(ip)
-            mask = read_mask(mp, frame.shape, strict=self.strict)
+            mask = read_mask(mp, frame.shape, strict=self.strict, threshold=self.mask_threshold)
             if self._cache is not None:
                 scale = {8: 1.0 / 255.0, 16: 1.0 / 65535.0}.get(depth)
                 if scale is None:  # float frames are kept as they are

@@ -15,13 +15,15 @@ Frames
     Float (``F``) frames must already lie in [0, 1].
 
 Masks
-    Binarised at ``> 127`` when the mask holds values above 1 (8-bit 0/255 masks, including IRSTD-1k's few
-    grey
-    pixels) and at ``> 0`` for 0/1 masks. A mask whose size differs from its image (NUAA-SIRST ``Misc_111``
-    in the
-    public release) is repaired by a nearest-neighbour resize with a :class:`DataRepairWarning` naming the
-    file, or
-    refused with :class:`~irsam2.utils.UserError` in strict mode.
+    Binarised at ``> 127`` when the mask holds values above 1 (8-bit 0/255 masks, including IRSTD-1k's
+    few grey pixels) and at ``> 0`` for 0/1 masks, or at ``> threshold`` when one is given
+    (``data.mask_threshold``, ``--mask-threshold``). Values strictly between 0 and 255 are reported
+    (:class:`MaskValueWarning`, once per file; :func:`scan_masks` summarises a dataset in one warning) and
+    refused in strict mode; a mask whose target pixels all sit at or below 127 -- the default rule would
+    empty it -- is refused naming the file. A mask whose size differs from its image (NUAA-SIRST
+    ``Misc_111`` in the public release) is repaired by a nearest-neighbour resize with a
+    :class:`DataRepairWarning` naming the file, or refused with :class:`~irsam2.utils.UserError` in strict
+    mode (``data.strict``, ``--strict``).
 
 Every unreadable or corrupt file raises :class:`~irsam2.utils.UserError` naming the file.
 """
@@ -46,6 +48,37 @@ _MODES_16 = ("I;16", "I;16L", "I;16B", "I;16N")
 
 class DataRepairWarning(UserWarning):
     """A defect of the input data was repaired (the message names the file and the repair)."""
+
+
+class MaskValueWarning(DataRepairWarning):
+    """A mask holds values strictly between 0 and 255, which binarisation at > 127 keeps or drops."""
+
+
+_REPORTED_MASKS: set[str] = set()  # masks whose grey values were already reported in this process
+
+
+def _binarise(a: np.ndarray, path: Path, strict: bool, threshold: float | None) -> tuple[np.ndarray, int]:
+    """The boolean mask and the number of grey pixels (values strictly between 0 and 255, or 65535)."""
+    if threshold is not None:  # the user's explicit rule: nothing to report
+        return a > threshold, 0
+    top = a.max() if a.size else 0
+    if top <= 1:
+        return a > 0, 0
+    m = a > 127
+    grey = int(np.count_nonzero((a > 0) & (a != 255) & (a != 65535)))
+    if grey:
+        if not m.any():
+            raise UserError(
+                f"{path}: the mask's target pixels all have values <= 127 (largest {int(top)}): binarised at "
+                "> 127 it would be empty. Redraw it with 255 for targets, or set data.mask_threshold "
+                "(--mask-threshold), e.g. 0 to count every non-zero pixel as target"
+            )
+        if strict:
+            raise UserError(
+                f"{path}: {grey} mask pixels have values strictly between 0 and 255 (strict mode; otherwise "
+                "binarised at > 127 with a warning)"
+            )
+    return m, grey
 
 
 def _open(path: Path) -> Image.Image:
@@ -149,19 +182,30 @@ def read_frame(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 def read_mask(
-    path: str | os.PathLike, size: tuple[int, int] | None = None, strict: bool = False
+    path: str | os.PathLike,
+    size: tuple[int, int] | None = None,
+    strict: bool = False,
+    threshold: float | None = None,
 ) -> np.ndarray:
     """Read a ground-truth mask as a boolean ``(H, W)`` array.
 
     ``size`` is the ``(h, w)`` of the image the mask belongs to; a mask of another size is resized with
-    nearest
-    neighbour and a :class:`DataRepairWarning`, or refused (``UserError``) when ``strict``.
+    nearest neighbour and a :class:`DataRepairWarning`, or refused (``UserError``) when ``strict``.
+    ``threshold``: target where value > threshold (None: the default rule of the module docstring).
     """
     path = Path(path)
     a, _ = _read_array(path)
     if a.ndim != 2:
         raise UserError(f"{path}: expected a 2-D mask, got an array of shape {a.shape}")
-    m = a > 0 if a.max() <= 1 else a > 127
+    m, grey = _binarise(a, path, strict, threshold)
+    if grey and str(path) not in _REPORTED_MASKS:
+        _REPORTED_MASKS.add(str(path))
+        warnings.warn(
+            f"{path}: {grey} mask pixels have values strictly between 0 and 255; binarised at > 127 "
+            "(set data.mask_threshold to choose, data.strict=true to refuse)",
+            MaskValueWarning,
+            stacklevel=2,
+        )
     if size is not None and tuple(m.shape) != tuple(size):
         msg = f"{path}: mask is {m.shape[1]}x{m.shape[0]} but its image is {size[1]}x{size[0]}"
         if strict:
@@ -171,6 +215,32 @@ def read_mask(
             bool
         )
     return m
+
+
+def scan_masks(
+    paths: list[Path] | list[str], name: str, strict: bool = False, threshold: float | None = None
+) -> list[Path]:
+    """Check every mask of a dataset once: refuse the ones binarisation would empty (or, ``strict``, any grey
+    value) naming the file, and summarise the masks with grey values in one :class:`MaskValueWarning`.
+    Returns those masks (later reads of them stay silent)."""
+    flagged: list[Path] = []
+    for p in map(Path, paths):
+        a, _ = _read_array(p)
+        if _binarise(a, p, strict, threshold)[1]:
+            flagged.append(p)
+    fresh = [p for p in flagged if str(p) not in _REPORTED_MASKS]
+    _REPORTED_MASKS.update(str(p) for p in flagged)
+    if fresh:
+        shown = ", ".join(p.name for p in fresh[:5])
+        shown += f" and {len(fresh) - 5} more" if len(fresh) > 5 else ""
+        warnings.warn(
+            f"{name}: {len(fresh)} of {len(paths)} masks hold values strictly between 0 and 255, binarised "
+            f"at > 127 (values <= 127 are dropped): {shown}. Set data.mask_threshold (--mask-threshold) to "
+            "choose the cut, or data.strict=true (--strict) to refuse such masks",
+            MaskValueWarning,
+            stacklevel=2,
+        )
+    return flagged
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:

@@ -83,6 +83,9 @@ class DataConfig:
     augment: bool = True
     workers: int = 2
     prefetch: int = 4  # batches each loader worker prepares ahead (pinned memory on CUDA)
+    strict: bool = False  # refuse data repairs (mask size mismatch, grey mask values) instead of warning
+    # masks: pixel > mask_threshold is a target; None = the default rule (> 127 for 0-255 masks, > 0 for 0/1)
+    mask_threshold: float | None = None
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -138,6 +141,7 @@ class TrainConfig:
     compile_mode: str | None = None  # torch.compile mode: null (default), reduce-overhead, max-autotune
     compile_backend: str = "inductor"  # torch.compile backend (aot_eager / eager: quick checks on a CPU)
     tensorboard: bool = True
+    best_half: bool = False  # store best.pt's weights in float16 (half the size; last.pt stays float32)
 
 
 @dataclass
@@ -194,6 +198,16 @@ class Config:
                 or len(self.optim.betas) == (3 if self.optim.name == "adan" else 2),
                 "optim.betas",
                 f"needs {3 if self.optim.name == 'adan' else 2} values for {self.optim.name}",
+            ),
+            (
+                all(0.0 <= b < 1.0 for b in self.optim.betas),
+                "optim.betas",
+                "must each be in [0, 1)",
+            ),
+            (
+                self.data.mask_threshold is None or self.data.mask_threshold >= 0,
+                "data.mask_threshold",
+                "must be >= 0",
             ),
             (
                 self.sched.name in ("cosine", "warmup_cosine", "constant"),

@@ -64,6 +64,8 @@ def _real(cfg: Config, out: Path) -> tuple[Dataset, Dataset, str]:
         "preset": preset,
         "crop_size": dc.crop_size,
         "seed": cfg.train.seed,
+        "strict": dc.strict,
+        "mask_threshold": dc.mask_threshold,
     }
     if dc.split:
         # an explicit split file wins over the layout; carve the validation frames out of it here

@@ -294,11 +294,14 @@ def evaluate_predictions(
     keep_worst: int = 0,
     progress: bool = False,
     settings: dict | None = None,
+    strict: bool = False,
+    mask_threshold: float | None = None,
 ) -> EvalResult:
-    """Score a folder of predicted masks / score maps (``<stem>.<ext>``) against the split's ground truth."""
+    """Score a folder of predicted masks / score maps (``<stem>.<ext>``) against the split's ground truth
+    (masks read as :func:`irsam2.data.io.read_mask` with ``strict`` and ``mask_threshold``)."""
     from PIL import Image
 
-    from irsam2.data.io import read_frame, read_mask
+    from irsam2.data.io import read_frame, read_mask, scan_masks
 
     _check_resize(resize)
     index = index_predictions(predictions)
@@ -306,6 +309,7 @@ def evaluate_predictions(
     if missing:
         shown = ", ".join(missing[:20]) + (f", ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
         raise UserError(f"{predictions}: no prediction for {len(missing)} of {len(stems)} frames: {shown}")
+    scan_masks(list(masks), "ground truth", strict, mask_threshold)
     acc = EvalAccumulator(threshold, protocols, False, roc, roc_thresholds, pdfa_thresholds, keep_worst)
     converted = []
     it: Iterable = zip(stems, images, masks)
@@ -314,7 +318,7 @@ def evaluate_predictions(
     for stem, img_path, mask_path in it:
         with Image.open(img_path) as im:
             size = (im.height, im.width)
-        gt = read_mask(mask_path, size=size)
+        gt = read_mask(mask_path, size=size, strict=strict, threshold=mask_threshold)
         score, was_logit = read_prediction(index[stem])
         if was_logit:
             converted.append(stem)

@@ -389,8 +389,9 @@ def format_commands(runs: list[SweepRun]) -> str:
     return "\n".join(lines)
 
 
-def run_sweep(runs: list[SweepRun], evaluate: bool = True) -> None:
-    """Train every configuration in this process (resuming finished or interrupted ones), then evaluate."""
+def run_sweep(runs: list[SweepRun], evaluate: bool = True, overwrite: bool = False) -> None:
+    """Train every configuration in this process (resuming finished or interrupted ones), then evaluate.
+    ``overwrite``: train every configuration anew, each replacing its old run folder when it starts."""
     from irsam2.engine.trainer import train
 
     for i, r in enumerate(runs, 1):
@@ -400,7 +401,7 @@ def run_sweep(runs: list[SweepRun], evaluate: bool = True) -> None:
         if r.data_root is not None:
             overrides["data.root"] = str(r.data_root)
         done = r.out / RESULT_FILE
-        if done.exists():
+        if done.exists() and not overwrite:
             logger.info("  already done: %s", done)
             continue
         if r.setting.method is not None:
@@ -408,8 +409,8 @@ def run_sweep(runs: list[SweepRun], evaluate: bool = True) -> None:
             r.out.mkdir(parents=True, exist_ok=True)
             (r.out / RESULT_FILE).write_text(json.dumps(metrics, indent=2))
             continue
-        resume = (r.out / "last.pt").exists()
-        result = train(r.dataset, overrides=overrides, resume=True if resume else None)
+        resume = (r.out / "last.pt").exists() and not overwrite
+        result = train(r.dataset, overrides=overrides, resume=True if resume else None, overwrite=overwrite)
         if result.status not in ("completed",):
             logger.warning("  run stopped (%s); the sweep stops here", result.status)
             return

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import os
 import random
 import signal
 import threading
@@ -36,9 +37,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from irsam2.checkpoint import atomic_save, load_irsam2_checkpoint, model_payload
+from irsam2.checkpoint import atomic_save, model_payload
+from irsam2.engine import checkpoints as C
 from irsam2.engine import distributed as D
 from irsam2.engine.config import Config, config_from_dict, load_config, save_config
+from irsam2.engine.run_dir import RUN_FILES, RunDir, check_output
 from irsam2.engine.step import LossMeter, TrainStep, compile_forward, to_device
 from irsam2.utils import UserError, logger, progress
 
@@ -55,6 +58,15 @@ NO_SAM2_WARNING = (
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the message names the files of the offending batch."""
+
+
+def _optimizer_error(e: Exception, cfg: Config) -> UserError:
+    """An optimizer failure (e.g. an update that overflows float32) as one line naming the keys to change."""
+    oc = cfg.optim
+    return UserError(
+        f"the optimizer step failed with optim.lr={oc.lr:g} (optim.name={oc.name}, optim.eps={oc.eps:g}, "
+        f"optim.weight_decay={oc.weight_decay:g}): {str(e).splitlines()[0]}; lower optim.lr"
+    )
 
 
 @dataclass
@@ -243,8 +255,11 @@ class Trainer:
         resume: str | Path | bool | None = None,
         on_step: Callable[[Trainer, dict[str, Any]], None] | None = None,
         on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.overwrite = overwrite
+        self.started = False  # the first optimizer step succeeded: the run folder is real (run_dir)
         self.out = Path(cfg.out)
         self.resume = resume
         self.on_step = on_step
@@ -281,16 +296,36 @@ class Trainer:
         self.micro = micro
         self.accum = cfg.train.batch_size // (micro * world)
         self.amp_dtype = self._amp_dtype()
-        self._build_data()
-        seed_process(cfg.train.seed)  # the same initial weights on every rank and in every run of this seed
-        self._build_model()
-        self._build_optim()
-        self._build_loss()
-        if cfg.train.compile:
-            self._forward = compile_forward(self.model, cfg.train.compile_mode, cfg.train.compile_backend)
-        if self.resume:
-            self._load_resume()
-        self._apply_gate()
+        try:
+            # checkpoints (--resume, --pretrained) and the optimizer are checked before any data is read
+            self._resume_ckpt = self._read_resume() if self.resume else None
+            self._open_run_dir()
+            seed_process(cfg.train.seed)  # the same initial weights on every rank and in every run of a seed
+            self._build_model()
+            self._build_optim()
+            if self._resume_ckpt is not None:
+                self._check_resume_model()
+            self._build_data()
+            self._build_sched()
+            self._build_loss()
+            if cfg.train.compile:
+                self._forward = compile_forward(self.model, cfg.train.compile_mode, cfg.train.compile_backend)
+            if self._resume_ckpt is not None:
+                self._load_resume()
+            self._apply_gate()
+        except BaseException:
+            if getattr(self, "run_dir", None) is not None:
+                self.run_dir.abort()
+            raise
+
+    def _open_run_dir(self) -> None:
+        """Refuse a non-empty --out (unless resumed or overwritten); stage a new run (run_dir.RunDir)."""
+        in_place = self.resume_path is not None and self.resume_path.parent.resolve() == self.out.resolve()
+        mode = check_output(
+            self.out, overwrite=self.overwrite, resume=in_place, can_resume=True, ours=RUN_FILES
+        )
+        token = D.broadcast_object(os.getpid(), self.dist)  # one staging name on every rank
+        self.run_dir = RunDir(self.out, mode, token, is_main=self.dist.is_main)
 
     def _amp_dtype(self) -> torch.dtype | None:
         amp = self.cfg.train.amp
@@ -307,10 +342,10 @@ class Trainer:
 
         # rank 0 first: it writes the validation split file that the other ranks then read
         if self.dist.is_main:
-            self.data = build_training_data(self.cfg, is_main=True)
+            self.data = build_training_data(self.cfg, is_main=True, out=self.run_dir.work)
         D.barrier(self.dist)
         if not self.dist.is_main:
-            self.data = build_training_data(self.cfg, is_main=False)
+            self.data = build_training_data(self.cfg, is_main=False, out=self.run_dir.work)
         n = len(self.data.train)
         per_step = self.micro * self.dist.world_size
         if n < per_step:
@@ -355,27 +390,37 @@ class Trainer:
             self.model = model
 
     def _build_optim(self) -> None:
-        oc, sc = self.cfg.optim, self.cfg.sched
+        oc = self.cfg.optim
         params = [p for p in self.model_core.parameters() if p.requires_grad]
         if not params:
             raise UserError("the model has no trainable parameters (frozen trunk and everything else?)")
-        if oc.name == "adan":
-            from pytorch_optimizer import Adan
+        try:
+            if oc.name == "adan":
+                from pytorch_optimizer import Adan
 
-            # Adan's reference form: proximal (non-decoupled) weight decay, as pytorch-optimizer's default
-            self.optimizer = Adan(
-                params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
-            )
-        elif oc.name == "adamw":
-            self.optimizer = torch.optim.AdamW(
-                params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
-            )
-        elif oc.name == "adagrad":  # betas unused
-            self.optimizer = torch.optim.Adagrad(params, lr=oc.lr, weight_decay=oc.weight_decay, eps=oc.eps)
-        else:
-            self.optimizer = torch.optim.SGD(
-                params, lr=oc.lr, momentum=oc.betas[0], weight_decay=oc.weight_decay
-            )
+                # Adan's reference form: proximal (non-decoupled) weight decay, as pytorch-optimizer's default
+                self.optimizer = Adan(
+                    params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
+                )
+            elif oc.name == "adamw":
+                self.optimizer = torch.optim.AdamW(
+                    params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
+                )
+            elif oc.name == "adagrad":  # betas unused
+                self.optimizer = torch.optim.Adagrad(
+                    params, lr=oc.lr, weight_decay=oc.weight_decay, eps=oc.eps
+                )
+            else:
+                self.optimizer = torch.optim.SGD(
+                    params, lr=oc.lr, momentum=oc.betas[0], weight_decay=oc.weight_decay
+                )
+        except (ValueError, RuntimeError) as e:  # the optimizer's own range checks
+            raise UserError(f"config key 'optim': {str(e).splitlines()[0]}") from None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    def _build_sched(self) -> None:
+        """The learning-rate schedule; after the data (a per-step schedule needs the steps per epoch)."""
+        sc = self.cfg.sched
         self.per_step_sched = sc.name == "warmup_cosine"
         if sc.name == "cosine":
             self.scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -391,7 +436,6 @@ class Trainer:
             )
         else:
             self.scheduler = torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0, total_iters=0)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
     def _build_loss(self) -> None:
         from irsam2.losses import LossSchedule, build_loss
@@ -453,34 +497,45 @@ class Trainer:
         (the gate may open just after validation; a resume re-applies the gate from the loss schedule)."""
         if not self.dist.is_main:
             return
+        self._start()
         state = self.state()
         if head_enabled is not None:
             state["head_enabled"] = bool(head_enabled)
-        if best:
-            atomic_save(state, self.out / CKPT_BEST)
+        if best:  # lean: weights and rebuild metadata only (engine/checkpoints.py)
+            atomic_save(C.lean_state(state, half=self.cfg.train.best_half), self.out / CKPT_BEST)
         atomic_save(state, self.out / CKPT_LAST)
+        save_config(self.cfg, self.out / "config.yaml")  # always the config of the checkpoints beside it
 
-    def _resume_path(self) -> Path:
-        if self.resume is True or str(self.resume) in ("", "auto", "last"):
-            path = self.out / CKPT_LAST
-            if not path.exists():
-                raise UserError(f"--resume: no {CKPT_LAST} in {self.out} to resume from")
-            return path
-        return Path(self.resume)  # type: ignore[arg-type]
+    def _start(self) -> None:
+        """The run has started (first optimizer step done): make its folder real and open the logs."""
+        if self.started:
+            return
+        self.started = True
+        self.run_dir.commit()
+        self._open_logs()
 
-    def _load_resume(self) -> None:
-        path = self._resume_path()
-        ckpt = load_irsam2_checkpoint(path, map_location="cpu")
-        for key in ("optimizer", "scheduler", "epoch", "rng", "loss_schedule"):
-            if key not in ckpt:
-                raise UserError(
-                    f"{path}: not a training checkpoint (no {key!r}); it can be evaluated, not resumed"
-                )
+    @property
+    def resume_path(self) -> Path | None:
+        return C.resume_path(self.resume, self.out) if self.resume else None
+
+    def _read_resume(self) -> dict[str, Any]:
+        path = self.resume_path
+        assert path is not None
+        ckpt = C.read_resume_checkpoint(path)
+        C.check_resume_config(path, ckpt, self.cfg)
+        return ckpt
+
+    def _check_resume_model(self) -> None:
+        ckpt, path = self._resume_ckpt, self.resume_path
         if ckpt["model_config"] != dict(self.model_core.config):
             raise UserError(
                 f"{path}: its model config {ckpt['model_config']} differs from this run's "
                 f"{self.model_core.config}"
             )
+
+    def _load_resume(self) -> None:
+        path, ckpt = self.resume_path, self._resume_ckpt
+        self._resume_ckpt = None  # the big state dicts are not needed once restored
         try:
             self.model_core.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -489,6 +544,15 @@ class Trainer:
                 f"{path}: cannot restore the model/optimizer state: {str(e).splitlines()[0]}"
             ) from e
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        old_epochs = int(ckpt["train_config"]["train"]["epochs"])
+        if C.replan_schedule(self.scheduler, self.cfg, int(ckpt["epoch"]), old_epochs) and self.dist.is_main:
+            logger.info(
+                "train.epochs %d -> %d: continuing on the cosine schedule of a %d-epoch run (lr %.3g)",
+                old_epochs,
+                self.cfg.train.epochs,
+                self.cfg.train.epochs,
+                self.optimizer.param_groups[0]["lr"],
+            )
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.schedule.load_state_dict(ckpt["loss_schedule"])
@@ -511,7 +575,6 @@ class Trainer:
     def _open_logs(self) -> None:
         if not self.dist.is_main:
             return
-        self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.out / "config.yaml")
         if self.warnings:
             (self.out / WARNINGS_TXT).write_text("".join(f"WARNING: {w}\n" for w in self.warnings))
@@ -681,6 +744,8 @@ class Trainer:
             if bar is not None and values:
                 bar.set_postfix(loss=f"{values[-1]:.4f}", lr=f"{lr:.2e}")
                 bar.update(len(values))
+            if values:
+                self._start()  # the first losses came back finite: the run has started (its folder is real)
             return stop_now or (self.stop.requested and not self.dist.distributed)
 
         while self.step_in_epoch < steps:
@@ -699,7 +764,10 @@ class Trainer:
                 total = part if total is None else total + part
             if total is None:
                 break
-            step.update()
+            try:
+                step.update()
+            except RuntimeError as e:
+                raise _optimizer_error(e, cfg) from None
             if self.per_step_sched:
                 self.scheduler.step()
             meter.add(total, files)
@@ -808,8 +876,17 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        except BaseException:
+            self.run_dir.abort()  # a run that never started leaves nothing behind
+            raise
+        finally:
+            if not self.started:
+                self.run_dir.abort()
+
+    def _run(self) -> TrainResult:
         cfg = self.cfg
-        self._open_logs()
         t_start = time.perf_counter()
         status = "completed"
         with self.stop:
@@ -883,8 +960,9 @@ class Trainer:
         )
         parts = [what, f"loss {row['train_loss']:.4f}", f"lr {row['lr']:.2e}"]
         if "val_iou" in row:
+            pd = "no targets" if math.isnan(row["val_pd"]) else f"{row['val_pd']:.2f}"  # Pd undefined
             parts.append(
-                f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {row['val_pd']:.2f} "
+                f"val IoU {row['val_iou']:.2f} nIoU {row['val_niou']:.2f} Pd {pd} "
                 f"Fa {row['val_fa']:.1f} flooded {row.get('val_flooded', 0)} ({row.get('val_protocol', '?')})"
             )
         parts.append(f"{row['images_per_s']:.1f} img/s")
@@ -905,12 +983,14 @@ def train(
     resume: str | Path | bool | None = None,
     on_step: Callable[[Trainer, dict[str, Any]], None] | None = None,
     on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train IR-SAM2 and return the checkpoints' paths and the history.
 
     ``config``: a :class:`Config`, a nested dict, or a preset name / YAML path (``overrides`` as ``a.b=value``
-    strings or a dict apply to the last two). ``resume``: True (``<out>/last.pt``) or a checkpoint path. A
-    wall-clock budget is ``train.time_budget_s``.
+    strings or a dict apply to the last two). ``resume``: True (``<out>/last.pt``) or a checkpoint path; what
+    a resume may change: :mod:`irsam2.engine.checkpoints`. A non-empty ``out`` is refused unless resumed
+    or ``overwrite`` (:mod:`irsam2.engine.run_dir`). A wall-clock budget is ``train.time_budget_s``.
     """
     if isinstance(config, str):
         cfg = load_config(config, overrides)
@@ -924,7 +1004,7 @@ def train(
             from irsam2.engine.config import apply_overrides
 
             cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
-    trainer = Trainer(cfg, resume=resume, on_step=on_step, on_epoch=on_epoch)
+    trainer = Trainer(cfg, resume=resume, on_step=on_step, on_epoch=on_epoch, overwrite=overwrite)
     try:
         trainer.setup()
         return trainer.run()

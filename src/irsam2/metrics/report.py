@@ -68,7 +68,7 @@ def format_table(rows: Sequence[dict], resolution: str = "", title: str = "") ->
                 f"{r['threshold']:g}",
                 _fmt(r["iou"]),
                 _fmt(r["niou"]),
-                _fmt(r["pd"]),
+                "no targets" if not r["targets"] else _fmt(r["pd"]),
                 _fmt(r["fa"]),
                 _fmt(r.get("auc"), 4),
                 str(r["frames"]),
