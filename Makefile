@@ -19,7 +19,7 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/irsam2 demo --out runs/demo
+	$(VENV)/bin/irsam2 demo --out runs/demo --overwrite
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

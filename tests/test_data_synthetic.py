@@ -99,3 +99,37 @@ def test_synthetic_dataset_statistics():
     assert st["contrast_mean"] > 0.5  # targets stand out from their surroundings in normalised units
     with pytest.raises(UserError):
         SyntheticIRDataset(0)
+
+
+def test_real_clutter_keeps_the_target_truth_and_adds_hard_negatives():
+    basic, real = SceneConfig(size=(64, 64)), SceneConfig(size=(64, 64), clutter=1.0)
+    changed = 0
+    for i in range(12):
+        s = generate_scene(i, 5, real)
+        n, _, stats, _ = components(s.mask)
+        assert n == len(s.areas) and sorted(stats[:, 4].tolist()) == sorted(s.areas)
+        assert 0.0 <= s.image.min() and s.image.max() <= 1.0
+        b = generate_scene(i, 5, basic)
+        changed += int(not np.array_equal(s.image, b.image))
+        assert s.background == b.background  # same scene kinds: the clutter is added, not swapped
+    assert changed == 12
+    # the clutter draws come after the basic ones: from the same RNG state, the sensor stage differs only at
+    # isolated defective pixels and the ground only by bright roofs
+    from irsam2.data.synthetic import _ground, _sensor
+
+    frame = np.full((64, 64), 0.4, np.float32) + np.linspace(0, 0.2, 64, dtype=np.float32)
+    defects = roofs = 0
+    for seed in range(6):
+        d = _sensor(frame, np.random.default_rng(seed), real) - _sensor(
+            frame, np.random.default_rng(seed), basic
+        )
+        assert np.count_nonzero(d) < 20  # a few single pixels, not a texture
+        defects += np.count_nonzero(d)
+        g = _ground((64, 64), np.random.default_rng(seed), 1.0) - _ground(
+            (64, 64), np.random.default_rng(seed)
+        )
+        assert g.min() >= 0.0
+        roofs += int(g.max() > 0.05)
+    assert defects > 0 and roofs > 0
+    with pytest.raises(UserError, match="clutter"):
+        SceneConfig(clutter=-1.0)

@@ -22,6 +22,15 @@ Targets
     the signal-to-clutter ratio ``(mean_target - mean_bg) / sigma_b`` is controlled by ``scr_range``.
     The mask is exactly ``S``; targets are kept at least 3 px apart so each is one 8-connected component.
 
+Real clutter (``clutter`` > 0; 0 leaves the stream above unchanged)
+    The hard negatives of real infrared frames, each drawn with a probability (or count) scaled by
+    ``clutter``: sun-lit cloud rims (thin bright lines along cloud edges, sharper cloud boundaries); bright
+    buildings (hot roofs with sharp edges, 3 to 12 px across: target-sized but flat-topped and
+    unblurred); stronger sea glint; sensor defects (isolated hot and dead pixels that the optics never
+    blurred); and targets placed on clutter (the most cluttered of several candidate positions, so dim
+    targets sit beside edges and glint). Every one is something a fixed filter confuses with a target and a
+    learned detector can tell apart by shape, profile or context; none makes a target easier to see.
+
 Output frames are quantised to the chosen bit depth (8 or 16), so an in-memory scene equals the same scene
 written with :func:`write_synthetic_dataset` and read back.
 """
@@ -52,6 +61,7 @@ class SceneConfig:
     backgrounds: tuple[str, ...] = BACKGROUNDS
     bit_depth: int = 8
     noise_std: tuple[float, float] = (0.003, 0.015)
+    clutter: float = 0.0  # real-clutter hard negatives (see the module docstring); 0 = the basic scenes
 
     def __post_init__(self) -> None:
         if isinstance(self.size, int):
@@ -69,6 +79,8 @@ class SceneConfig:
         bad = [b for b in self.backgrounds if b not in BACKGROUNDS]
         if bad or not self.backgrounds:
             raise UserError(f"unknown synthetic background(s) {bad}; choose from {BACKGROUNDS}")
+        if not 0.0 <= self.clutter <= 2.0:
+            raise UserError(f"synthetic clutter must be in [0, 2], got {self.clutter}")
 
 
 @dataclass
@@ -100,34 +112,50 @@ def fractal_noise(
     return out / np.float32(out.std() + 1e-12)
 
 
-def _sky(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _sky(shape: tuple[int, int], rng: np.random.Generator, clutter: float = 0.0) -> np.ndarray:
     h, w = shape
     y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
     base = 0.3 + rng.uniform(-0.2, 0.2) * y
     cover = rng.uniform(-0.8, 1.2)  # threshold: low = overcast, high = clear sky
     clouds = fractal_noise(shape, rng.uniform(2.6, 3.4), rng)
-    soft = 1.0 / (1.0 + np.exp(-(clouds - cover) / rng.uniform(0.08, 0.4)))
+    sharp = rng.uniform(0.08, 0.4)
+    if clutter > 0 and rng.random() < min(0.6 * clutter, 1.0):
+        sharp = rng.uniform(0.02, 0.08)  # hard cloud boundaries
+    with np.errstate(over="ignore"):  # exp overflows to inf far outside sharp edges: soft is then 0
+        soft = 1.0 / (1.0 + np.exp(-(clouds - cover) / sharp))
     detail = fractal_noise(shape, 2.0, rng)
-    return base + rng.uniform(0.15, 0.5) * soft * (1.0 + 0.15 * detail) + 0.01 * detail
+    amp = rng.uniform(0.15, 0.5)
+    out = base + amp * soft * (1.0 + 0.15 * detail) + 0.01 * detail
+    if clutter > 0 and rng.random() < min(0.7 * clutter, 1.0):
+        # sun-lit rims: a thin bright line along the cloud edge (the gradient of the cloud cover)
+        gy, gx = np.gradient(soft)
+        rim = np.hypot(gx, gy)
+        rim = rim / np.float32(rim.max() + 1e-6)
+        out = out + np.float32(amp * rng.uniform(0.3, 1.0)) * rim**2
+    return out.astype(np.float32)
 
 
-def _sea(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _sea(shape: tuple[int, int], rng: np.random.Generator, clutter: float = 0.0) -> np.ndarray:
     h, w = shape
     out = np.empty(shape, np.float32)
     horizon = int(rng.uniform(0.0, 0.45) * h) if rng.random() < 0.7 else 0
     if horizon > 0:
-        out[:horizon] = _sky((horizon, w), rng) * 0.8
+        out[:horizon] = _sky((horizon, w), rng, clutter) * 0.8
     sh = h - horizon
     waves = fractal_noise((sh, w), rng.uniform(2.0, 2.8), rng, aspect=rng.uniform(0.2, 0.5))
     fine = fractal_noise((sh, w), 1.2, rng, aspect=0.4)
     glint = np.clip(fine - np.quantile(fine, rng.uniform(0.985, 0.998)), 0.0, None)
     glint = cv2.GaussianBlur(glint, (0, 0), 0.7) * rng.uniform(0.5, 3.0)
+    if clutter > 0:  # sun glint: more specks, brighter, sharper (low sun, calm patches)
+        q = rng.uniform(max(0.985 - 0.02 * clutter, 0.9), 0.99)
+        sharp = np.clip(fine - np.quantile(fine, q), 0.0, None)
+        glint = glint + cv2.GaussianBlur(sharp, (0, 0), 0.45) * np.float32(rng.uniform(1.0, 4.0) * clutter)
     depth = np.linspace(0.0, 1.0, sh, dtype=np.float32)[:, None]  # near water is warmer, rougher
     out[horizon:] = 0.35 + 0.1 * depth + (0.03 + 0.05 * depth) * waves + glint
     return out
 
 
-def _ground(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _ground(shape: tuple[int, int], rng: np.random.Generator, clutter: float = 0.0) -> np.ndarray:
     h, w = shape
     out = 0.4 + 0.08 * fractal_noise(shape, rng.uniform(1.6, 2.4), rng)
     if rng.random() < 0.7:  # urban blocks and roads
@@ -147,7 +175,13 @@ def _ground(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     spots = np.zeros(shape, np.float32)  # warm clutter spots: not targets
     n = int(rng.integers(0, 6))
     spots[rng.integers(0, h, n), rng.integers(0, w, n)] = rng.uniform(0.5, 2.0, n)
-    return out + cv2.GaussianBlur(spots, (0, 0), 1.0) * 0.3
+    out = out + cv2.GaussianBlur(spots, (0, 0), 1.0) * 0.3
+    if clutter > 0:  # bright buildings: hot roofs with sharp edges, 3 to 12 px across
+        for _ in range(int(rng.poisson(4.0 * clutter))):
+            bh, bw = int(rng.integers(3, 13)), int(rng.integers(3, 13))
+            y, x = int(rng.integers(0, max(h - bh, 1))), int(rng.integers(0, max(w - bw, 1)))
+            out[y : y + bh, x : x + bw] += np.float32(rng.uniform(0.08, 0.3))
+    return out
 
 
 def _sensor(img: np.ndarray, rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:
@@ -168,7 +202,13 @@ def _sensor(img: np.ndarray, rng: np.random.Generator, cfg: SceneConfig) -> np.n
         np.float32
     )
     noise = rng.standard_normal((h, w), dtype=np.float32) * np.float32(rng.uniform(*cfg.noise_std))
-    return (img * gain + offsets + noise).astype(np.float32, copy=False)
+    img = (img * gain + offsets + noise).astype(np.float32, copy=False)
+    if cfg.clutter > 0:  # defective pixels: hot and dead, never blurred by the optics
+        for sign, rate in ((1.0, 1.0), (-1.0, 0.5)):  # per 64x64 pixels at clutter 1
+            n = int(rng.poisson(rate * cfg.clutter * h * w / 4096.0))
+            ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+            img[ys, xs] += np.float32(sign) * rng.uniform(0.05, 0.25, n).astype(np.float32) * np.float32(span)
+    return img
 
 
 def _footprint(area: int, rng: np.random.Generator) -> np.ndarray:
@@ -200,8 +240,12 @@ def generate_scene(index: int, seed: int = 0, config: SceneConfig | None = None)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), 0x1A5A2])
     h, w = cfg.size
     kind = cfg.backgrounds[int(rng.integers(0, len(cfg.backgrounds)))]
-    bg = {"sky": _sky, "sea": _sea, "ground": _ground}[kind]((h, w), rng)
+    bg = {"sky": _sky, "sea": _sea, "ground": _ground}[kind]((h, w), rng, cfg.clutter)
     img = _sensor(bg, rng, cfg)
+    busy = None  # local clutter (7x7 std) of the target-free frame, for targets placed on clutter
+    if cfg.clutter > 0:
+        mean = cv2.blur(img, (7, 7))
+        busy = np.sqrt(np.maximum(cv2.blur(img * img, (7, 7)) - mean * mean, 0.0))
 
     mask = np.zeros((h, w), bool)
     keep_out = np.zeros((h, w), bool)  # targets must stay 3 px apart to remain separate components
@@ -214,12 +258,20 @@ def generate_scene(index: int, seed: int = 0, config: SceneConfig | None = None)
         fh, fw = fp.shape
         if fh > h - 4 or fw > w - 4:
             continue
+        on_clutter = busy is not None and rng.random() < min(0.5 * cfg.clutter, 1.0)
+        free = []
         for _attempt in range(30):
             y, x = int(rng.integers(2, h - fh - 1)), int(rng.integers(2, w - fw - 1))
             if not keep_out[y : y + fh, x : x + fw][fp].any():
-                break
-        else:
+                free.append((y, x))
+                if not on_clutter or len(free) == 8:
+                    break
+        if not free:
             continue
+        if on_clutter:  # the most cluttered of the free candidates: beside an edge, a roof, glint
+            y, x = max(free, key=lambda p: float(busy[p[0] + fh // 2, p[1] + fw // 2]))
+        else:
+            y, x = free[0]
         # Local clutter from the target-free frame in a 21x21 window.
         cy, cx = y + fh // 2, x + fw // 2
         win = img[max(cy - 10, 0) : cy + 11, max(cx - 10, 0) : cx + 11]
