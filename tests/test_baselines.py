@@ -246,6 +246,7 @@ def test_baselines_command_writes_eval_outputs(tmp_path, capsys):
     # --k sets one k for every method
     rc = main(
         ["baselines", "--data", str(tmp_path / "ds"), "--methods", "tophat", "--k", "5", "--out", str(out)]
+        + ["--overwrite"]  # the folder holds the first run's results
     )
     assert rc == 0
     payload = json.loads((out / "tophat" / "metrics.json").read_text())

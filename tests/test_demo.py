@@ -42,7 +42,7 @@ def test_demo_writes_a_complete_report(tmp_path: Path) -> None:
     # one table with every method, the protocol named
     for name in ("IR-SAM2", "Top-hat", "PSTNN"):
         assert f"| {name} |" in r.stdout
-    assert "protocol 'standard'" in r.stdout
+    assert "protocol 'basicirstd'" in r.stdout
     assert "quick demo" in r.stdout and "too short to test the win" in r.stdout
 
     for name in ("README.md", "metrics.json", "roc.png", "curves.png", "checkpoint.pt"):

@@ -149,5 +149,7 @@ def test_nan_after_a_good_epoch_stops_the_run_and_keeps_its_checkpoints(tmp_path
         train("synthetic", overrides=tiny(tmp_path, **{"train.log_every": 10}), on_epoch=poison)
     for name in ("last.pt", "best.pt"):
         ck = safe_load(tmp_path / name)
-        assert ck["epoch"] == 1 and len(ck["step_losses"]) == 2
+        assert ck["epoch"] == 1
+        if name == "last.pt":  # best.pt is lean: weights and metadata only
+            assert len(ck["step_losses"]) == 2
         assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())

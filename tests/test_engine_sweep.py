@@ -155,6 +155,6 @@ def test_table1_tiny_synthetic_run_is_resumable(tmp_path: Path) -> None:
     # resumable: a second call finds every row done and trains nothing
     done = tmp_path / "out" / "table1" / "nudt" / "ACMNet" / "test_metrics.json"
     stamp = done.stat().st_mtime_ns
-    assert main(args) == 0  # (reads no split files: no preset-count warning either)
+    assert main([*args, "--resume"]) == 0  # (reads no split files: no preset-count warning either)
     assert done.stat().st_mtime_ns == stamp
     assert json.loads(done.read_text())["iou"] == pytest.approx(float(rows["ACMNet"]["ours_iou"]))

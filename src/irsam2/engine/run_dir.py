@@ -34,7 +34,7 @@ _STAGING = re.compile(r"^\.(?P<name>.+)\.irsam2-(?P<pid>\d+)\.(partial|old)$")
 # what a training run writes into its folder (train --overwrite replaces only folders made of these)
 # (``test/`` and ``test_metrics.json``: the evaluation a sweep adds to each of its runs)
 RUN_FILES = frozenset(
-    {"last.pt", "best.pt", "log.csv", "config.yaml", "tb", "val_split.txt", "train_split.txt"}
+    {"last.pt", "best.pt", "log.csv", "config.yaml", "tb", "val_split.txt", "train_split.txt", "warnings.txt"}
     | {"test", "test_metrics.json"}
 )
 

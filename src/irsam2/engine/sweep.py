@@ -436,24 +436,27 @@ def evaluate_on_test(checkpoint: Path, run: SweepRun) -> dict[str, Any]:
 
 def evaluate_classical(method: str, run: SweepRun) -> dict[str, Any]:
     """A model-driven baseline on the test split under the protocol of ``irsam2 baselines``: each frame at its
-    own size in grey levels 0-255, saliency > mean + 3 std, standard Pd/Fa."""
+    own size in grey levels 0-255, saliency > mean + k std with the method's default k (``DEFAULT_KS``, chosen
+    on training splits), the default metrics protocol."""
     import numpy as np
 
-    from irsam2.baselines import DEFAULT_K, get_baseline, score_map
+    from irsam2.baselines import DEFAULT_KS, get_baseline, score_map
+    from irsam2.metrics.seg import DEFAULT_PROTOCOL
     from irsam2.data.io import read_frame, read_mask
     from irsam2.engine.evaluate import EvalAccumulator, split_files
 
     fn = get_baseline(method)
     stems, images, masks = split_files(run.data_root, "test", preset=run.dataset)
-    acc = EvalAccumulator(0.0, ("standard",), score_is_logit=False, roc=False)
+    k = DEFAULT_KS[fn.__name__]
+    acc = EvalAccumulator(0.0, (DEFAULT_PROTOCOL,), score_is_logit=False, roc=False)
     for stem, img_path, mask_path in zip(stems, images, masks, strict=True):
         frame, _ = read_frame(img_path)
         acc.add(
-            score_map(fn(frame.astype(np.float64) * 255.0), DEFAULT_K),
+            score_map(fn(frame.astype(np.float64) * 255.0), k),
             read_mask(mask_path, frame.shape),
             stem,
         )
-    result = acc.result({"name": method, "mode": "baselines", "k": DEFAULT_K, "frames": len(stems)})
+    result = acc.result({"name": method, "mode": "baselines", "k": k, "frames": len(stems)})
     return dict(result.metrics[0])
 
 
