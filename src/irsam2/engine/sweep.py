@@ -441,9 +441,9 @@ def evaluate_classical(method: str, run: SweepRun) -> dict[str, Any]:
     import numpy as np
 
     from irsam2.baselines import DEFAULT_KS, get_baseline, score_map
-    from irsam2.metrics.seg import DEFAULT_PROTOCOL
     from irsam2.data.io import read_frame, read_mask
     from irsam2.engine.evaluate import EvalAccumulator, split_files
+    from irsam2.metrics.seg import DEFAULT_PROTOCOL
 
     fn = get_baseline(method)
     stems, images, masks = split_files(run.data_root, "test", preset=run.dataset)
