@@ -305,6 +305,7 @@ def train_overrides(work: Work, data: Path, out: Path, seed: int, device: str) -
     return {
         "recipe": "scratch",
         "name": "demo",
+        "model.pretrained": "none",  # from random weights on purpose (nothing is downloaded): no warning
         "out": str(out),
         "data.root": str(data),
         "data.split": str(data / "train.txt"),
