@@ -34,21 +34,16 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "NUDT-SIRST"
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def _commit() -> str:
     try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return out + ("+dirty" if dirty else "")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        return _git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -57,8 +52,10 @@ def train_and_test(name: str, args: argparse.Namespace, out: Path) -> dict:
     """Train ``name`` with the scratch recipe for ``args.steps`` steps; test its best.pt on the test split."""
     from irsam2.checkpoint import model_from_checkpoint
     from irsam2.data import IRSTDDataset
+    from irsam2.engine.config import load_config
     from irsam2.engine.evaluate import evaluate_model
     from irsam2.engine.trainer import train
+    from irsam2.utils import pick_device
 
     evals = max(math.ceil(args.steps / args.eval_every), 1)
     overrides = {
@@ -76,17 +73,18 @@ def train_and_test(name: str, args: argparse.Namespace, out: Path) -> dict:
         "train.tensorboard": False,
         "out": str(out / name),
     }
-    from irsam2.engine.config import load_config
-
     cfg = load_config("nudt", overrides)
     t0 = time.perf_counter()
     result = train(cfg)
     train_s = time.perf_counter() - t0
-    steps_done = sum(int(h.get("steps", args.eval_every)) for h in result.history)
+    # an "epoch" stops at the end of the data too: with fewer training batches than --eval-every, fewer
+    # steps run than asked; the table reports the steps that ran
+    steps_done = len(result.step_losses)
+    if steps_done < args.steps:
+        print(f"note: {name} ran {steps_done} optimizer steps, not {args.steps}: one pass over the training "
+              f"split holds fewer than --eval-every {args.eval_every} batches", flush=True)  # fmt: skip
     model, ckpt = model_from_checkpoint(result.best or result.last)
-    device = torch.device(
-        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-    )
+    device = pick_device(args.device)
     model.to(device)
     test = IRSTDDataset(args.data, split="test", preset="nudt", train=False, norm=ckpt["norm"])
     if args.test_limit:
@@ -106,7 +104,7 @@ def train_and_test(name: str, args: argparse.Namespace, out: Path) -> dict:
         "method": name,
         "kind": "deep",
         "params": sum(p.numel() for p in model.parameters()),
-        "steps": min(steps_done, args.steps) if steps_done else evals * args.eval_every,
+        "steps": steps_done,
         "best_epoch": ckpt.get("epoch"),
         "train_s": train_s,
         "test_s": test_s,
@@ -156,7 +154,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path, eval_every: int) -> None:
+def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,7 +164,8 @@ def plot(rows: list[dict], path: Path, eval_every: int) -> None:
     for r in rows:
         if not r["curve"]:
             continue
-        steps = [c["epoch"] * eval_every for c in r["curve"]]
+        per_eval = r["steps"] / max(len(r["curve"]), 1)  # steps between evaluations as they ran
+        steps = [round(c["epoch"] * per_eval) for c in r["curve"]]
         for ax, key in zip(axes, ("val_iou", "val_niou", "val_fa", "val_flooded")):
             ax.plot(steps, [c.get(key) for c in r["curve"]], marker="o", label=r["method"])
             ax.set_title(key.replace("val_", "validation "))
@@ -184,7 +183,7 @@ def main() -> int:
         "--data", type=Path, default=DEFAULT_DATA, help="NUDT-SIRST folder (default: ../shared/data)"
     )
     p.add_argument("--steps", type=int, default=700, help="optimizer steps per deep model")
-    p.add_argument("--eval-every", type=int, default=175, help="validate every N steps (the curve)")
+    p.add_argument("--eval-every", type=int, default=140, help="validate every N steps (<= batches per pass)")
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seed", type=int, default=42)
@@ -229,7 +228,7 @@ def main() -> int:
     protocol = rows[0]["metrics"]["protocol"] if rows else "?"
     text = (
         f"NUDT-SIRST test split, {rows[0]['metrics']['frames'] if rows else 0} frames at native resolution, "
-        f"metrics protocol `{protocol}`; deep models trained from scratch ({args.steps} steps, batch "
+        f"metrics protocol `{protocol}`; deep models trained from scratch (the steps of the table, batch "
         f"{args.batch}, {args.crop} crops, recipe `scratch`, checkpoint chosen on the validation split)\n\n"
         + table(rows)
         + f"\n\ncommit {info['commit']}, {info['machine']}, torch {info['torch']}, "
@@ -238,7 +237,7 @@ def main() -> int:
     print(text)
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps({"info": info, "rows": rows}, indent=2, default=float))
-    plot(rows, out / "curves.png", args.eval_every)
+    plot(rows, out / "curves.png")
     print(f"wrote {out}/results.md, results.json, curves.png")
     return 0
 

@@ -1,5 +1,5 @@
 """Checkpoint load errors stand alone (issue 15, item 3): each says which case it is, none repeats torch's
-advice to load with weights_only=False, and only the unsafe case mentions it, with the trust warning."""
+advice to load without the weights-only guard; only the unsafe case mentions it (with the trust warning)."""
 
 from __future__ import annotations
 

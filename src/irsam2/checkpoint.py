@@ -62,7 +62,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 
 
 _UNSAFE_HINT = (
-    "it may be unsafe: do not load it with torch.load(weights_only=False) unless you trust its source"
+    "it may be unsafe: do not load it with a full (non-weights-only) unpickler unless you trust its source"
 )
 
 

@@ -18,6 +18,18 @@ def add_protocol_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", default="basicirstd", metavar="NAME", help=PROTOCOL_HELP)
 
 
+def add_data_repair_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--strict`` and ``--mask-threshold``: how ground-truth masks are read (eval, baselines)."""
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse data repairs (mask size, grey mask values)"
+    )
+    parser.add_argument(
+        "--mask-threshold",
+        type=float,
+        help="ground truth: target where mask value > this (default: > 127 for 0-255 masks, > 0 for 0/1)",
+    )
+
+
 def protocols_from_args(args: argparse.Namespace) -> tuple[str, ...]:
     """The metrics protocols named by ``--protocol``; an unknown name is a UserError."""
     from irsam2.metrics.seg import expand_protocols

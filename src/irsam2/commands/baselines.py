@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from irsam2.commands import add_protocol_argument, protocols_from_args
+from irsam2.commands import add_data_repair_arguments, add_protocol_argument, protocols_from_args
 from irsam2.utils import UserError, progress
 
 HELP = __doc__
@@ -59,14 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the results in a non-empty --out folder"
     )
-    parser.add_argument(
-        "--strict", action="store_true", help="refuse data repairs (mask size, grey mask values)"
-    )
-    parser.add_argument(
-        "--mask-threshold",
-        type=float,
-        help="ground truth: target where mask value > this (default: > 127 for 0-255 masks, > 0 for 0/1)",
-    )
+    add_data_repair_arguments(parser)
     parser.add_argument("--limit", type=int, help="score only the first N frames of the split (quick runs)")
     parser.add_argument(
         "--workers", type=int, default=1, help="processes computing saliency maps (default: %(default)s)"

@@ -32,7 +32,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from irsam2.commands import add_protocol_argument, protocols_from_args
+from irsam2.commands import add_data_repair_arguments, add_protocol_argument, protocols_from_args
 from irsam2.utils import UserError
 
 HELP = __doc__
@@ -73,14 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overlays", type=int, default=0, metavar="N", help="draw the N worst frames (default 0)"
     )
-    parser.add_argument(
-        "--strict", action="store_true", help="refuse data repairs (mask size, grey mask values)"
-    )
-    parser.add_argument(
-        "--mask-threshold",
-        type=float,
-        help="ground truth: target where mask value > this (default: > 127 for 0-255 masks, > 0 for 0/1)",
-    )
+    add_data_repair_arguments(parser)
     parser.add_argument("--no-roc", action="store_true", help="skip the ROC and Pd-Fa sweeps")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
     parser.add_argument(

@@ -42,29 +42,27 @@ ADAGRAD_RECIPE_SOFTIOU = {
 }
 
 
+def _pointwise_gate(channels: int, mid: int) -> nn.Sequential:
+    """Conv1x1 -> BN -> ReLU -> Conv1x1 -> BN -> sigmoid: ACM's channel-attention MLP (Sec. 3.2)."""
+    return nn.Sequential(
+        nn.Conv2d(channels, mid, 1),
+        nn.BatchNorm2d(mid),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(mid, channels, 1),
+        nn.BatchNorm2d(channels),
+        nn.Sigmoid(),
+    )
+
+
 class AsymBiChaFuse(nn.Module):
     """The ACM module (paper Eq. 1-4): top-down global + bottom-up point-wise channel modulation."""
 
     def __init__(self, channels: int, r: int = 4) -> None:
         super().__init__()
         mid = channels // r
-        self.topdown = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(channels, mid, 1),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(mid, channels, 1),
-            nn.BatchNorm2d(channels),
-            nn.Sigmoid(),
-        )
-        self.bottomup = nn.Sequential(
-            nn.Conv2d(channels, mid, 1),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(mid, channels, 1),
-            nn.BatchNorm2d(channels),
-            nn.Sigmoid(),
-        )
+        # global (pooled) and pointwise (per pixel) attention share one shape: the pooled one sees a 1x1 map
+        self.topdown = nn.Sequential(nn.AdaptiveAvgPool2d(1), *_pointwise_gate(channels, mid))
+        self.bottomup = _pointwise_gate(channels, mid)
         self.post = conv_bn_relu(channels, channels, 3)
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
