@@ -13,7 +13,7 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[dev,onnx,video]'
+	$(PIP) install -q --no-cache-dir -c constraints.txt -e '.[dev,onnx,video]'
 	touch $(STAMP)
 
 install: $(STAMP)
