@@ -2,6 +2,8 @@
 
 Paper: S. Yuan, H. Qin, X. Yan, N. Akhtar, A. Mian, "SCTransNet: Spatial-Channel Cross Transformer Network for
 Infrared Small Target Detection", IEEE TGRS 62 (2024) 5002615, arXiv 2401.15583.
+The section and equation numbers below follow the arXiv version as recalled; the paper's full text was
+not at hand to check them, unlike the architecture facts (see the end of this docstring).
 
 - Encoder (Sec. III-A, Fig. 2): five levels of widths (C, 2C, 4C, 8C, 8C), C = 32, each one residual
   block (3x3 conv + BN + LeakyReLU, 3x3 conv + BN, identity or 1x1 conv + BN shortcut, LeakyReLU) after a 2x2

@@ -2,6 +2,8 @@
 
 Paper: X. Wu, D. Hong, J. Chanussot, "UIU-Net: U-Net in U-Net for Infrared Small Object Detection",
 IEEE TIP 32 (2023) 364-376, arXiv 2212.00968.
+The section and equation numbers below follow the arXiv version as recalled; the paper's full text was
+not at hand to check them, unlike the architecture facts (see the end of this docstring).
 
 - Resolution-maintenance deep supervision (RM-DS, paper Sec. III-A, Fig. 2): a large U-Net whose every stage
   is itself a tiny U-Net, the residual U-block (RSU) of U^2-Net (Qin et al., Pattern Recognition 2020):
