@@ -34,7 +34,7 @@ def _perturb_bn(model: torch.nn.Module) -> None:
 
 
 def test_registry_lists_every_baseline() -> None:
-    assert {"acm", "dnanet"} <= set(BASELINES)
+    assert {"acm", "alcnet", "dnanet", "mshnet", "sctransnet", "uiunet"} <= set(BASELINES)
     assert {"irsam2_t", "irsam2_t_base"} <= set(ZOO)
     with pytest.raises(ModelConfigError, match="unknown override 'nope'.*dnanet"):
         create_model("dnanet", nope=1)
