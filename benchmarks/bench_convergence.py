@@ -71,8 +71,10 @@ def train_and_test(name: str, args: argparse.Namespace, out: Path) -> dict:
         "train.device": args.device,
         "train.progress": False,
         "train.tensorboard": False,
+        "train.channels_last": args.channels_last,
         "out": str(out / name),
     }
+    overrides.update(args.overrides)  # --set: the same extra settings for every deep model
     cfg = load_config("nudt", overrides)
     t0 = time.perf_counter()
     result = train(cfg)
@@ -141,6 +143,16 @@ def classical(name: str, args: argparse.Namespace) -> dict:
     }
 
 
+def _parse_override(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as YAML (numbers, booleans, lists), like ``irsam2 train --set``."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), yaml.safe_load(value)
+
+
 def table(rows: list[dict]) -> str:
     cols = ("method", "params", "steps", "train s", "IoU", "nIoU", "Pd", "Fa (1e-6)", "flooded")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -194,9 +206,28 @@ def main() -> int:
     p.add_argument("--test-limit", type=int, default=None, help="score the first N test frames (smoke runs)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="train in NCHW (default: channels_last, about 10 %% faster on the 2-core CPU)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override for every deep model (repeatable), e.g. --set loss.pos_weight=3",
+    )
+    p.add_argument(
         "--out", type=Path, default=None, help="output folder (default: runs/bench_convergence-<time>)"
     )
     args = p.parse_args()
+    try:
+        args.overrides = dict(_parse_override(o) for o in args.overrides)
+    except ValueError as e:
+        print(f"--set: {e}", file=sys.stderr)
+        return 2
     if not args.data.is_dir():
         print(f"{args.data}: NUDT-SIRST not found (give --data); nothing measured", file=sys.stderr)
         return 2
@@ -229,7 +260,9 @@ def main() -> int:
     text = (
         f"NUDT-SIRST test split, {rows[0]['metrics']['frames'] if rows else 0} frames at native resolution, "
         f"metrics protocol `{protocol}`; deep models trained from scratch (the steps of the table, batch "
-        f"{args.batch}, {args.crop} crops, recipe `scratch`, checkpoint chosen on the validation split)\n\n"
+        f"{args.batch}, {args.crop} crops, recipe `scratch`"
+        + "".join(f", {k}={v}" for k, v in args.overrides.items())
+        + ", checkpoint chosen on the validation split)\n\n"
         + table(rows)
         + f"\n\ncommit {info['commit']}, {info['machine']}, torch {info['torch']}, "
         f"{info['threads']} threads, total {info['total_s']:.0f} s\n"
