@@ -13,8 +13,9 @@ step and with the same probabilities:
 2. horizontal flip with probability ``flip_p``;
 3. zoom: long side ``u * scale_base`` (or ``u *`` the frame's long side), ``u ~ U[scale]``, new size rounded
    as ``round`` does; image bilinear with OpenCV's half-pixel rule and border clamp (``INTER_LINEAR``), mask
-   by ``INTER_NEAREST_EXACT``'s rule. Composed with step 5 as one gather: only the crop's pixels are
-   sampled, the zoomed frame is never built;
+   by ``INTER_NEAREST_EXACT``'s rule ``floor((d + 0.5) * src / dst)`` (OpenCV's arithmetic rounds some exact
+   ties the other way: about 0.5 % of rows/columns at some zooms, a one-pixel shift of a mask edge).
+   Composed with step 5 as one gather: only the crop's pixels are sampled, the zoomed frame is never built;
 4. / 5. pad bottom/right with 0 (normalised units) to the crop size and take a ``crop_size`` square crop at a
    uniform origin, or, with probability ``target_crop_p`` (when the frame has a target), an origin uniform
    among those whose window holds one target pixel drawn uniformly from the frame's target pixels (mapped
