@@ -81,6 +81,11 @@ class DataConfig:
     val_fraction: float = 0.1  # validation split carved from the training split (model selection, gate)
     copy_paste: bool = False  # copy-paste of target crops (the release uses it on IRSTD-1k)
     augment: bool = True
+    # hold the training split on train.device and build each batch there with batched tensor ops (crop,
+    # target_crop_p, zoom, flip, blur: irsam2.data.on_device); no DataLoader workers. Frames of mixed sizes
+    # are fine (each keeps its own size). Not with copy_paste (not implemented in batch: refused). Per-target
+    # annotations come from the frame's components, so a target cut in two by a crop edge stays one target.
+    on_device: bool = False
     workers: int = 2
     prefetch: int = 4  # batches each loader worker prepares ahead (pinned memory on CUDA)
     strict: bool = False  # refuse data repairs (mask size mismatch, grey mask values) instead of warning
@@ -184,6 +189,12 @@ class Config:
             (0.0 <= self.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)"),
             (0.0 <= self.data.target_crop_p <= 1.0, "data.target_crop_p", "must be in [0, 1]"),
             (self.data.workers >= 0, "data.workers", "must be >= 0"),
+            (
+                not (self.data.on_device and self.data.copy_paste),
+                "data.on_device",
+                "cannot be combined with data.copy_paste=true (copy-paste is not implemented for batches "
+                "built on the device); set data.copy_paste=false or data.on_device=false",
+            ),
             (self.data.synthetic.num_images >= 2, "data.synthetic.num_images", "must be >= 2"),
             (self.data.synthetic.size % 32 == 0, "data.synthetic.size", "must be a multiple of 32"),
             (

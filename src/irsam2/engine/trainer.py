@@ -26,7 +26,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import DataLoader
 
 from irsam2.checkpoint import atomic_save, model_payload
 from irsam2.engine import checkpoints as C
 from irsam2.engine import distributed as D
 from irsam2.engine.config import Config, config_from_dict, load_config, save_config
+from irsam2.engine.data_setup import TrainSource, build_train_source, derive_seed
 from irsam2.engine.run_dir import RUN_FILES, RunDir, check_output
 from irsam2.engine.step import LossMeter, TrainStep, compile_forward, to_device
 from irsam2.utils import UserError, logger, progress
@@ -99,13 +99,6 @@ class TrainResult:
 # RNG states as checkpoint-safe values (tensors and plain lists: loadable with weights_only=True)
 
 
-def derive_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers (seed, epoch, rank, stream)."""
-    return int(
-        np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0] >> 1
-    )
-
-
 def seed_process(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))  # noqa: NPY002 - the global RNG is what we make reproducible
@@ -147,29 +140,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------------------------------
 # samplers and loaders
-
-
-class _SkipSampler(Sampler[int]):
-    """The first ``skip`` indices of another sampler left out (resuming inside an epoch)."""
-
-    def __init__(self, base: Sampler[int], skip: int) -> None:
-        self.base, self.skip = base, int(skip)
-
-    def __iter__(self) -> Iterator[int]:
-        for i, idx in enumerate(self.base):
-            if i >= self.skip:
-                yield idx
-
-    def __len__(self) -> int:
-        return max(len(self.base) - self.skip, 0)  # type: ignore[arg-type]
-
-
-def _seed_worker(worker_id: int) -> None:
-    # torch seeds each worker from the loader's generator; numpy and random follow it so augmentation is
-    # reproducible from (seed, epoch).
-    s = torch.initial_seed() % (2**32)
-    np.random.seed(s)  # noqa: NPY002
-    random.seed(s)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -353,6 +323,9 @@ class Trainer:
                 f"the training split has {n} images, fewer than one step's {per_step} "
                 "(train.micro_batch x processes)"
             )
+        self.train_source: TrainSource = build_train_source(
+            self.cfg, self.data.train, self.micro, self.device, self.dist.rank, self.dist.world_size
+        )
 
     def _build_model(self) -> None:
         from irsam2.models import create_model
@@ -616,36 +589,9 @@ class Trainer:
             self._writer.flush()
 
     # -- training ------------------------------------------------------------------------------------------
-    def _epoch_loader(self, epoch: int, skip_samples: int) -> DataLoader:
-        cfg = self.cfg
-        base = DistributedSampler(
-            self.data.train,
-            num_replicas=self.dist.world_size,
-            rank=self.dist.rank,
-            shuffle=True,
-            seed=cfg.train.seed,
-            drop_last=True,
-        )
-        base.set_epoch(epoch)
-        sampler: Sampler[int] = _SkipSampler(base, skip_samples) if skip_samples else base
-        gen = torch.Generator()
-        gen.manual_seed(derive_seed(cfg.train.seed, epoch, self.dist.rank, 1))
-        from irsam2.data import collate
-
-        workers = cfg.data.workers
-        return DataLoader(
-            self.data.train,
-            batch_size=self.micro,
-            sampler=sampler,
-            num_workers=workers,
-            collate_fn=collate,
-            drop_last=True,
-            generator=gen,
-            worker_init_fn=_seed_worker if workers else None,
-            pin_memory=self.device.type == "cuda",  # then the step's copies are asynchronous
-            prefetch_factor=cfg.data.prefetch if workers else None,
-            persistent_workers=False,
-        )
+    def _epoch_loader(self, epoch: int, skip_samples: int) -> Iterable[dict[str, Any]]:
+        """This epoch's micro-batches from the run's training source (engine/data_setup.py)."""
+        return self.train_source.epoch(epoch, skip_samples)
 
     def _steps_per_epoch(self) -> int:
         n = len(self.data.train) // self.dist.world_size // self.micro // self.accum

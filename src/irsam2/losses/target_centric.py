@@ -15,6 +15,9 @@ makes no connected-components call):
 - ``I_t = (sum pg + 1e-6) / (sum p + sum g - sum pg + 1e-6)`` clamped to [1e-6, 1];
   ``L_t = -(1 - I_t ** p_t) log I_t``; mean over the targets of an image, then over the images with targets.
   Images without targets contribute nothing; a batch without targets gives 0 (still attached to the graph).
+  An optional ``batch["box_valid"]`` ``(T,)`` (bool) marks padding slots (False) that count nowhere: batches
+  built on the device (:mod:`irsam2.data.on_device`) carry a fixed number of slots per image so that their
+  shapes never depend on the data.
   Because the prediction is resized bilinearly and the mask nearest, even a perfect prediction of a tiny
   target keeps I_t < 1 (a 1-pixel target: L_t ~ 0.8); the minimum is still reached at the perfect prediction.
 
@@ -163,9 +166,11 @@ def _check_stat(name: str, value: float | None) -> float | None:
     return value
 
 
-def _batch_mean(x: torch.Tensor) -> torch.Tensor:
-    """Mean of the finite entries (kept > 0; without any, a tiny positive value): no host sync."""
+def _batch_mean(x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the finite (and valid) entries (kept > 0; without any, a tiny positive value): no host sync."""
     finite = torch.isfinite(x)
+    if valid is not None:
+        finite = finite & valid
     total = torch.where(finite, x, torch.zeros_like(x)).sum()
     return (total / finite.sum().clamp(min=1)).clamp(min=1e-6)
 
@@ -176,6 +181,7 @@ class TargetContext:
     p_t: torch.Tensor  # (T,)
     box_batch: torch.Tensor  # (T,)
     counts: torch.Tensor  # (B,) targets per image
+    valid: torch.Tensor | None = None  # (T,) float, 0 for padding slots (batch["box_valid"]); None: all real
 
 
 class TargetCentricLoss(SupervisedLoss):
@@ -233,15 +239,23 @@ class TargetCentricLoss(SupervisedLoss):
                 f"target-centric loss: boxes ({n}), box_batch ({box_batch.numel()}), areas ({areas.numel()}) "
                 f"and contrasts ({contrasts.numel()}) must have one entry per target"
             )
+        valid = None
+        if batch.get("box_valid") is not None:
+            valid = torch.as_tensor(batch["box_valid"]).to(dev).reshape(-1).bool()
+            if valid.numel() != n:
+                raise ValueError(
+                    f"target-centric loss: box_valid ({valid.numel()}) needs one entry per target ({n})"
+                )
         margins = draw_margins(n, self.margin_min, self.margin_max, device=dev)
         patches = patch_boxes(boxes, margins, h, w)
         index = patch_index(box_batch, patches, h, w, self.patch_size)
         # Documented fallback when the training-split statistics are not given: the batch's own means.
-        s_mean = _batch_mean(areas) if self.area_mean is None else self.area_mean
-        c_mean = _batch_mean(contrasts) if self.contrast_mean is None else self.contrast_mean
+        s_mean = _batch_mean(areas, valid) if self.area_mean is None else self.area_mean
+        c_mean = _batch_mean(contrasts, valid) if self.contrast_mean is None else self.contrast_mean
         p_t = importance(areas, contrasts, s_mean, c_mean)
-        counts = areas.new_zeros(bsz).index_add(0, box_batch, torch.ones_like(areas))
-        return TargetContext(index, p_t, box_batch, counts)
+        weight = torch.ones_like(areas) if valid is None else valid.float()
+        counts = areas.new_zeros(bsz).index_add(0, box_batch, weight)
+        return TargetContext(index, p_t, box_batch, counts, None if valid is None else weight)
 
     def aux(self, probs: torch.Tensor, mask: torch.Tensor, ctx: TargetContext) -> torch.Tensor:
         """L_aux summed over the outputs: probabilities ``(K, B, 1, H, W)`` (or ``(B, 1, H, W)``), mask
@@ -252,6 +266,8 @@ class TargetCentricLoss(SupervisedLoss):
         union = pred.sum((-2, -1)) + gt.sum((-2, -1)) - inter
         iou = ((inter + self.eps) / (union + self.eps)).clamp(self.eps, 1.0)
         l_t = -(1.0 - iou.pow(ctx.p_t)) * torch.log(iou)  # (K, T)
+        if ctx.valid is not None:
+            l_t = l_t * ctx.valid  # padding slots count nowhere (finite: iou is clamped away from 0)
         # Mean over the targets of each image, then over the images that have targets (no host sync).
         sums = l_t.new_zeros(*l_t.shape[:-1], ctx.counts.numel()).index_add(l_t.dim() - 1, ctx.box_batch, l_t)
         per_image = sums / ctx.counts.clamp(min=1.0)
