@@ -40,5 +40,6 @@ def test_toy_run_writes_the_table(shared_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bad_override_is_refused(shared_data: Path, tmp_path: Path) -> None:
-    r = _run("--data", str(shared_data / "NUDT-SIRST"), "--set", "no_equals_sign", "--out", str(tmp_path / "b"))
+    data = str(shared_data / "NUDT-SIRST")
+    r = _run("--data", data, "--set", "no_equals_sign", "--out", str(tmp_path / "b"))
     assert r.returncode == 2 and "no_equals_sign" in r.stderr and "KEY=VALUE" in r.stderr

@@ -419,3 +419,27 @@ def test_cuda_matches_cpu():
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert all(torch.isfinite(o.grad).all() for o in half)
+
+
+def test_bce_iou_with_the_target_centric_term():
+    batch = make_batch(random_scene(seed=3), torch.randn(3, 3, 64, 64))
+    logits = torch.randn(3, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    plain = build_loss("bce_iou", pos_weight=10.0)
+    # without the term the training-split statistics are accepted and change nothing
+    same = build_loss("bce_iou", pos_weight=10.0, area_mean=10.0, contrast_mean=0.5)
+    assert same(logits, batch).item() == pytest.approx(plain(logits, batch).item(), rel=1e-7)
+    with_term = build_loss("bce_iou", pos_weight=10.0, w_target=0.5, area_mean=10.0, contrast_mean=0.5)
+    torch.manual_seed(0)  # the same random patch margins for both
+    got = with_term(logits, batch)
+    torch.manual_seed(0)
+    aux = TargetCentricLoss(area_mean=10.0, contrast_mean=0.5)(logits, batch)
+    assert got.item() == pytest.approx(plain(logits, batch).item() + 0.5 * aux.item(), rel=1e-6)
+    # the term pushes every target pixel up: a missed target costs more than with BCE + soft IoU alone
+    x0 = torch.full((3, 1, 64, 64), -6.0, requires_grad=True)
+    x1 = x0.detach().clone().requires_grad_(True)
+    plain(x0, batch).backward()
+    with_term(x1, batch).backward()
+    on_targets = batch["mask"] > 0
+    assert (x1.grad[on_targets] < x0.grad[on_targets]).all()
+    with pytest.raises(ValueError, match="w_target"):
+        build_loss("bce_iou", w_target=-1.0)

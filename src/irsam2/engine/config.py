@@ -117,6 +117,7 @@ class LossConfig:
     name: str = "csa"  # csa | sls | bce | soft_iou | dice | target_centric | bce_iou
     w_aux: float = 0.2
     pos_weight: float = 1.0  # bce_iou: weight of the positive (target) pixels in the BCE term
+    w_target: float = 0.0  # bce_iou: weight of the target-centric term L_aux added to it (0: none)
     # true: the variant's own schedule (official: the release's warm-up and gate, spec 7; paper: none, the
     # full CSA with the head open from the first step, spec 9); false or "none": no schedule for either
     # variant; "release": the release's schedule for either variant. See Config.release_schedule().
@@ -241,6 +242,7 @@ class Config:
             ),
             (self.loss.w_aux >= 0, "loss.w_aux", "must be >= 0"),
             (self.loss.pos_weight > 0, "loss.pos_weight", "must be > 0"),
+            (self.loss.w_target >= 0, "loss.w_target", "must be >= 0"),
             (
                 self.loss.schedule in (True, False, "none", "release"),
                 "loss.schedule",

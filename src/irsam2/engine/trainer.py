@@ -420,6 +420,7 @@ class Trainer:
             kwargs["w_aux"] = lc.w_aux
         if lc.name == "bce_iou":
             kwargs["pos_weight"] = lc.pos_weight
+            kwargs["w_target"] = lc.w_target
         self.loss_fn = build_loss(lc.name, **kwargs)
         self.loss_fn.to(self.device)
         # the variant picks the schedule unless loss.schedule forces one (Config.release_schedule, spec 9)
@@ -429,10 +430,11 @@ class Trainer:
         )
         if self.dist.is_main:
             logger.info(
-                "loss: %s (%s variant, loss.schedule=%s)",
+                "loss: %s, %s (%s variant, loss.schedule=%s)",
+                lc.name,
                 "the release's warm-up schedule and gate"
                 if release
-                else "full CSA and head from the first step",
+                else "every term and the head from the first step",
                 self.cfg.model.variant,
                 lc.schedule,
             )

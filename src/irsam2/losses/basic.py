@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from irsam2.losses.base import SupervisedLoss
 from irsam2.losses.schedule import LossFlags
+from irsam2.losses.target_centric import TargetCentricLoss
 
 
 class BCELoss(SupervisedLoss):
@@ -63,14 +64,35 @@ class BCEIoULoss(SupervisedLoss):
     context) flood some frames. The pixel-wise BCE term charges every false-positive pixel on its own, so
     the flooded state has a large gradient; ``pos_weight`` (> 1) offsets the ~1:1000 class balance of
     small targets.
+
+    ``w_target`` > 0 adds the paper's target-centric term ``L_aux`` (spec section 7, Eq. of the TDA loss;
+    :class:`irsam2.losses.target_centric.TargetCentricLoss`) with that weight: an IoU per target, averaged per
+    image, its importance raised for small and dim targets. Soft IoU is one ratio per image, so a 1-pixel
+    target beside a 40-pixel one barely moves it; the per-target term charges each missed target on its own.
     """
 
-    def __init__(self, pos_weight: float = 1.0, smooth: float = 1.0) -> None:
+    def __init__(
+        self,
+        pos_weight: float = 1.0,
+        smooth: float = 1.0,
+        w_target: float = 0.0,
+        area_mean: float | None = None,
+        contrast_mean: float | None = None,
+    ) -> None:
         super().__init__()
         if not pos_weight > 0:
             raise ValueError(f"pos_weight must be > 0, got {pos_weight!r}")
+        if not w_target >= 0:
+            raise ValueError(f"w_target must be >= 0, got {w_target!r}")
         self.pos_weight = float(pos_weight)
         self.smooth = float(smooth)
+        self.w_target = float(w_target)
+        self.target = TargetCentricLoss(area_mean, contrast_mean) if self.w_target > 0 else None
+
+    uses_target_stats = True  # only when w_target > 0; ignored otherwise
+
+    def prepare(self, like: torch.Tensor, batch: Any, flags: LossFlags) -> Any:
+        return None if self.target is None else self.target.prepare_targets(like, batch)
 
     def total(self, logits: torch.Tensor, mask: torch.Tensor, ctx: Any, flags: LossFlags) -> torch.Tensor:
         target = mask.expand_as(logits)
@@ -81,4 +103,6 @@ class BCEIoULoss(SupervisedLoss):
         inter = (p * g).sum(-1)
         union = p.sum(-1) + g.sum(-1) - inter
         iou = (1.0 - ((inter + self.smooth) / (union + self.smooth)).mean(-1)).sum()
-        return bce + iou
+        if self.target is None:
+            return bce + iou
+        return bce + iou + self.w_target * self.target.aux(p.view_as(logits), mask, ctx)
