@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irsam2.models.base import SegmentationNet
-from irsam2.models.layers.cnn import BasicBlock, FCNHead, conv_bn_relu, res_stage
+from irsam2.models.layers.cnn import BasicBlock, FCNHead, conv_bn_relu, pointwise_gate, res_stage
 from irsam2.models.registry import register_network
 
 ADAGRAD_RECIPE_SOFTIOU = {
@@ -42,18 +42,6 @@ ADAGRAD_RECIPE_SOFTIOU = {
 }
 
 
-def _pointwise_gate(channels: int, mid: int) -> nn.Sequential:
-    """Conv1x1 -> BN -> ReLU -> Conv1x1 -> BN -> sigmoid: ACM's channel-attention MLP (Sec. 3.2)."""
-    return nn.Sequential(
-        nn.Conv2d(channels, mid, 1),
-        nn.BatchNorm2d(mid),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(mid, channels, 1),
-        nn.BatchNorm2d(channels),
-        nn.Sigmoid(),
-    )
-
-
 class AsymBiChaFuse(nn.Module):
     """The ACM module (paper Eq. 1-4): top-down global + bottom-up point-wise channel modulation."""
 
@@ -61,8 +49,8 @@ class AsymBiChaFuse(nn.Module):
         super().__init__()
         mid = channels // r
         # global (pooled) and pointwise (per pixel) attention share one shape: the pooled one sees a 1x1 map
-        self.topdown = nn.Sequential(nn.AdaptiveAvgPool2d(1), *_pointwise_gate(channels, mid))
-        self.bottomup = _pointwise_gate(channels, mid)
+        self.topdown = nn.Sequential(nn.AdaptiveAvgPool2d(1), *pointwise_gate(channels, mid))
+        self.bottomup = pointwise_gate(channels, mid)
         self.post = conv_bn_relu(channels, channels, 3)
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:

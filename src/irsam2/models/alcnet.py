@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irsam2.models.base import SegmentationNet
-from irsam2.models.layers.cnn import BasicBlock, FCNHead, conv_bn_relu, res_stage
+from irsam2.models.layers.cnn import BasicBlock, FCNHead, conv_bn_relu, pointwise_gate, res_stage
 from irsam2.models.registry import register_network
 
 #: the four direction pairs of the cyclic shift, (row, col) steps; each is used with its opposite
@@ -85,14 +85,7 @@ class BottomUpLocalModulation(nn.Module):
         mid = max(channels // r, 1)
         self.norm_high = nn.BatchNorm2d(channels)
         self.norm_low = nn.BatchNorm2d(channels)
-        self.attention = nn.Sequential(
-            nn.Conv2d(channels, mid, 1),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(mid, channels, 1),
-            nn.BatchNorm2d(channels),
-            nn.Sigmoid(),
-        )
+        self.attention = pointwise_gate(channels, mid)
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         high, low = self.norm_high(high), self.norm_low(low)

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irsam2.models.base import SegmentationNet
-from irsam2.models.layers.cnn import SpatialAttention
+from irsam2.models.layers.cnn import SpatialAttention, pointwise_gate
 from irsam2.models.registry import register_network
 
 #: (kind, depth, in, mid, out) of the encoder stages En_1..En_6 and the decoder stages De_5..De_1
@@ -132,14 +132,7 @@ class InteractiveCrossAttention(nn.Module):
         super().__init__()
         mid = low // r
         self.align = nn.Sequential(nn.Conv2d(high, low, 1), nn.BatchNorm2d(low), nn.ReLU(inplace=True))
-        self.topdown = nn.Sequential(
-            nn.Conv2d(low, mid, 1),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(mid, low, 1),
-            nn.BatchNorm2d(low),
-            nn.Sigmoid(),
-        )
+        self.topdown = pointwise_gate(low, mid)
         self.bottomup = nn.Sequential(
             nn.Conv2d(low, mid, 1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True), SpatialAttention(3)
         )

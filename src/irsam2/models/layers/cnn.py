@@ -18,6 +18,19 @@ def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequent
     )
 
 
+def pointwise_gate(channels: int, mid: int) -> nn.Sequential:
+    """Conv1x1 -> BN -> ReLU -> Conv1x1 -> BN -> sigmoid: the channel-attention MLP of ACM (Sec. 3.2),
+    reused by ALCNet's and UIU-Net's fusion modules."""
+    return nn.Sequential(
+        nn.Conv2d(channels, mid, 1),
+        nn.BatchNorm2d(mid),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(mid, channels, 1),
+        nn.BatchNorm2d(channels),
+        nn.Sigmoid(),
+    )
+
+
 def projection(cin: int, cout: int, stride: int) -> nn.Module | None:
     """The residual shortcut: identity, or 1x1 conv + BN when the shape changes (ResNet option B)."""
     if stride == 1 and cin == cout:
