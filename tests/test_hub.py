@@ -205,3 +205,12 @@ def test_training_without_sam2_weights_warns_once_and_records_it(
             text = (out / WARNINGS_TXT).read_text()
             assert NO_SAM2_WARNING in text and "far below the paper" in text
         assert not t.model_core.trunk_frozen  # from scratch either way: the trunk trains
+    # a deep baseline has no SAM2 trunk: nothing to warn about
+    out = tmp_path / "acm"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="irsam2"):
+        t = Trainer(load_config("synthetic", tiny(out, **{"model.name": "acm", "model.pretrained": None})))
+        t.setup()
+        t._open_logs()
+    assert not [r for r in caplog.records if "no SAM2 weights" in r.getMessage()]
+    assert not (out / WARNINGS_TXT).is_file()

@@ -328,13 +328,14 @@ class Trainer:
         )
 
     def _build_model(self) -> None:
-        from irsam2.models import create_model
+        from irsam2.models import create_model, network_spec
         from irsam2.models.hub import is_no_weights, resolve_pretrained
 
         mc = self.cfg.model
         overrides = dict(mc.overrides)
         pretrained = mc.pretrained
-        if mc.pretrained is None:  # `pretrained: none` (a string) is the explicit, silent choice
+        # `pretrained: none` (a string) is the explicit, silent choice; deep baselines have no SAM2 trunk
+        if mc.pretrained is None and network_spec(mc.name) is None:
             self.warnings.append(NO_SAM2_WARNING)
             if self.dist.is_main:
                 logger.warning(NO_SAM2_WARNING)
