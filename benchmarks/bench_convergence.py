@@ -143,16 +143,6 @@ def classical(name: str, args: argparse.Namespace) -> dict:
     }
 
 
-def _parse_override(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as YAML (numbers, booleans, lists), like ``irsam2 train --set``."""
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"{text!r} is not KEY=VALUE")
-    return key.strip(), yaml.safe_load(value)
-
-
 def table(rows: list[dict]) -> str:
     cols = ("method", "params", "steps", "train s", "IoU", "nIoU", "Pd", "Fa (1e-6)", "flooded")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -223,10 +213,13 @@ def main() -> int:
         "--out", type=Path, default=None, help="output folder (default: runs/bench_convergence-<time>)"
     )
     args = p.parse_args()
+    from irsam2.engine.config import parse_override  # the parser of `irsam2 train --set`
+    from irsam2.utils import UserError
+
     try:
-        args.overrides = dict(_parse_override(o) for o in args.overrides)
-    except ValueError as e:
-        print(f"--set: {e}", file=sys.stderr)
+        args.overrides = dict(parse_override(o) for o in args.overrides)
+    except UserError as e:
+        print(e, file=sys.stderr)
         return 2
     if not args.data.is_dir():
         print(f"{args.data}: NUDT-SIRST not found (give --data); nothing measured", file=sys.stderr)

@@ -71,6 +71,8 @@ class BCEIoULoss(SupervisedLoss):
     target beside a 40-pixel one barely moves it; the per-target term charges each missed target on its own.
     """
 
+    uses_target_stats = True  # used only when w_target > 0
+
     def __init__(
         self,
         pos_weight: float = 1.0,
@@ -88,8 +90,6 @@ class BCEIoULoss(SupervisedLoss):
         self.smooth = float(smooth)
         self.w_target = float(w_target)
         self.target = TargetCentricLoss(area_mean, contrast_mean) if self.w_target > 0 else None
-
-    uses_target_stats = True  # only when w_target > 0; ignored otherwise
 
     def prepare(self, like: torch.Tensor, batch: Any, flags: LossFlags) -> Any:
         return None if self.target is None else self.target.prepare_targets(like, batch)
