@@ -122,6 +122,16 @@ def test_bench_command_complexity_json(capsys):
     assert report["flops"] == sum(report["flops_by_component"].values())
 
 
+def test_bench_json_of_a_baseline_names_no_irsam2_components(capsys):
+    # ACM has a module called ``head``: it must not be reported as IR-SAM2's RHPM head
+    assert _bench(["--complexity", "--json", "--size", "64", "--model", "acm"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    raw = sum(p.numel() for p in create_model("acm").parameters())
+    assert report["params"] == {"paper": raw, "raw": raw, "trainable": raw}
+    assert report["params_by_component"] == {} and report["flops_by_component"] == {}
+    assert report["flops"] > 0
+
+
 def test_bench_command_times_the_cpu(capsys):
     assert _bench(["--size", "64", "--device", "cpu", "--batch", "2", "--iters", "1", "--warmup", "0"]) == 0
     out = capsys.readouterr().out

@@ -69,9 +69,20 @@ def _module(model: nn.Module, path: str) -> nn.Module | None:
         return None
 
 
+def _is_irsam2(model: nn.Module) -> bool:
+    """The component tables and the paper's exclusions name IR-SAM2's parts: other networks reuse some
+    attribute names (ACM's ``head``, SCTransNet's ``transformer``) for different things."""
+    from irsam2.models.irsam2 import IRSAM2
+
+    return isinstance(model, IRSAM2)
+
+
 def component_parameters(model: nn.Module) -> OrderedDict[str, int]:
-    """Raw parameter count per component of the spec's table (0 for a component the preset leaves out)."""
+    """Raw parameter count per component of the spec's table (0 for a component the preset leaves out);
+    empty for a network that is not IR-SAM2."""
     out: OrderedDict[str, int] = OrderedDict()
+    if not _is_irsam2(model):
+        return out
     for label, paths in COMPONENTS.items():
         mods = [m for m in (_module(model, p) for p in paths) if m is not None]
         out[label] = sum(p.numel() for m in mods for p in m.parameters())
@@ -79,10 +90,11 @@ def component_parameters(model: nn.Module) -> OrderedDict[str, int]:
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """``{"paper", "raw", "trainable"}`` counts; ``paper`` drops the parameters in ``PAPER_EXCLUDED``."""
+    """``{"paper", "raw", "trainable"}`` counts; ``paper`` drops the parameters in ``PAPER_EXCLUDED`` (IR-SAM2
+    only: another network's ``paper`` count is its raw count)."""
     named = dict(model.named_parameters())
     raw = sum(p.numel() for p in named.values())
-    excluded = sum(named[n].numel() for n in PAPER_EXCLUDED if n in named)
+    excluded = sum(named[n].numel() for n in PAPER_EXCLUDED if n in named) if _is_irsam2(model) else 0
     trainable = sum(p.numel() for p in named.values() if p.requires_grad)
     return {"paper": raw - excluded, "raw": raw, "trainable": trainable}
 
@@ -159,7 +171,8 @@ def count_flops(
 
     ``head``: open the RHPM head's gate for the count (True, the full model as the paper counts it), close it
     (False), or leave the model's gate as it is (None). Returns ``{"total", "attention", "fft", "macs",
-    "components": {label: flops}, "other": flops outside the listed components}``.
+    "components": {label: flops}, "other": flops outside the listed components}``; ``components`` is empty
+    (and ``other`` the total) for a network that is not IR-SAM2.
     """
     was_training = model.training
     gate = getattr(model, "head_enabled", None)
@@ -181,7 +194,7 @@ def count_flops(
     glob = counts.get("Global", {})
     components: OrderedDict[str, int] = OrderedDict()
     totals = {name: sum(ops.values()) for name, ops in counts.items()}
-    for label, paths in FLOP_COMPONENTS.items():
+    for label, paths in FLOP_COMPONENTS.items() if _is_irsam2(model) else ():
         components[label] = sum(_subtree_flops(totals, f"{root}.{path}") for path in paths)
     return {
         "total": total,
