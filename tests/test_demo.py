@@ -123,6 +123,30 @@ def test_threads_follow_flag_then_environment_then_cores(monkeypatch: pytest.Mon
         demo.choose_threads(0)
 
 
+def test_busy_cores_are_left_to_the_other_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "physical_cores", lambda: 4)
+    assert demo.choose_threads(None, busy=0.3) == (4, "physical cores")
+    n, why = demo.choose_threads(None, busy=1.2)
+    assert n == 3 and "1.2 of them busy" in why
+    assert demo.choose_threads(None, busy=7.0)[0] == 1  # never fewer than one
+    assert demo.choose_threads(2, busy=3.0) == (2, "--threads")  # an explicit count always wins
+    monkeypatch.setattr(demo, "physical_cores", lambda: 1)
+    assert demo.choose_threads(None, busy=1.0) == (1, "physical cores")
+
+
+def test_busy_cpus_from_two_proc_stat_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice; 400 ticks pass, 100 of them busy
+    samples = iter(
+        [
+            "cpu  1000 0 500 8000 100 0 0 0 50 0\ncpu0 1 2 3 4\n",
+            "cpu  1080 0 520 8290 110 0 0 0 60 0\ncpu0 1 2 3 4\n",
+        ]
+    )
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
+    assert demo.busy_cpus(0.0, read=lambda: next(samples)) == pytest.approx(0.5)
+    assert demo.busy_cpus(0.0, read=lambda: "") is None  # not Linux, or no /proc
+
+
 def _m(iou: float, pd: float, fa: float) -> dict:
     return {"iou": iou, "pd": pd, "fa": fa}
 

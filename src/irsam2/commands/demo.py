@@ -16,7 +16,10 @@ budget), so the same seed gives the same numbers on every run: a busy machine on
      criterion, curves, overlays of each method's hardest frames, machine, threads, time per phase),
      metrics.json, curves.png, roc.png, overlays/ and checkpoint.pt.
 
-Threads: --threads, else OMP_NUM_THREADS, else the physical cores this process may use.
+Threads: --threads, else OMP_NUM_THREADS, else the physical cores this process may use less those that
+other processes keep busy when the demo starts (sampled from /proc/stat for half a second): one thread that
+shares its core with another job holds all of torch's threads back. The count is printed and goes into
+the reproduce command; another count sums in another order (see the report for how far that moves).
 
 Examples:
   irsam2 demo                         # the full demo: 6-7 minutes on an idle 2-core CPU (measured)
@@ -183,8 +186,41 @@ def physical_cores() -> int:
     return max(n, 1)
 
 
-def choose_threads(requested: int | None) -> tuple[int, str]:
-    """(threads, why): --threads, else OMP_NUM_THREADS, else the physical cores."""
+def _cpu_ticks(stat: str) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all CPUs from the first line of /proc/stat; None if it is not there."""
+    first = stat.splitlines()[0].split() if stat.strip() else []
+    if not first or first[0] != "cpu" or len(first) < 5:
+        return None
+    ticks = [int(v) for v in first[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user time (proc(5)): leave fields 9-10 out of the total
+    total = sum(ticks[:8])
+    return total - idle, total
+
+
+def busy_cpus(interval: float = 0.5, read: Any = None) -> float | None:
+    """CPUs kept busy by other processes, sampled over ``interval`` seconds while this one sleeps (Linux);
+    None where /proc/stat is unreadable."""
+    read = read or (lambda: Path("/proc/stat").read_text())
+    try:
+        a = _cpu_ticks(read())
+        time.sleep(interval)
+        b = _cpu_ticks(read())
+    except (OSError, ValueError):
+        return None
+    if a is None or b is None or b[1] <= a[1]:
+        return None
+    return (b[0] - a[0]) / (b[1] - a[1]) * (os.cpu_count() or 1)
+
+
+def choose_threads(requested: int | None, busy: float | None = None) -> tuple[int, str]:
+    """(threads, why): --threads, else OMP_NUM_THREADS, else the physical cores less those that other
+    processes keep busy (``busy``, in CPUs, as ``busy_cpus`` measures it).
+
+    Why the busy cores are left out: torch's threads meet at the end of every operator, so one thread that
+    shares its core with another process holds all the others back. Measured on the 2-core machine with one
+    core busy (docs/results.md, demo): 2 threads took 3.8 s per demo step, 1 thread 1.45 s.
+    """
     if requested is not None:
         if requested < 1:
             raise UserError(f"--threads must be at least 1, got {requested}")
@@ -198,7 +234,12 @@ def choose_threads(requested: int | None) -> tuple[int, str]:
         if n < 1:
             raise UserError(f"OMP_NUM_THREADS={env!r} must be at least 1")
         return n, "OMP_NUM_THREADS"
-    return physical_cores(), "physical cores"
+    cores = physical_cores()
+    taken = int(round(busy)) if busy is not None else 0
+    if taken >= 1 and cores > 1:
+        n = max(1, cores - taken)
+        return n, f"{cores} physical cores, {busy:.1f} of them busy with other work"
+    return cores, "physical cores"
 
 
 def _cpu_model() -> str:
@@ -425,7 +466,8 @@ def run(args: argparse.Namespace) -> int:
 
     for b in names:
         get_baseline(b)  # UserError for an unknown name, before any work
-    threads, why = choose_threads(args.threads)
+    explicit = args.threads is not None or os.environ.get("OMP_NUM_THREADS", "").strip()
+    threads, why = choose_threads(args.threads, None if explicit else busy_cpus())
 
     import torch
 
