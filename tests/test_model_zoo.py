@@ -198,4 +198,8 @@ def test_bench_all_lists_every_model(capsys: pytest.CaptureFixture[str]) -> None
     assert rows["dnanet"]["paper_params_m"] == 4.69 and rows["dnanet"]["params"] == sum(
         p.numel() for p in create_model("dnanet").parameters()
     )
-    assert all(r["flops"] > 0 for r in rows.values())
+    assert all(r["flops"] > 0 and r["flops"] == 2 * r["macs"] for r in rows.values())
+    # the text table carries both conventions, since papers print either under the name "FLOPs"
+    assert main(["bench", "--all", "--complexity", "--size", "64"]) == 0
+    text = capsys.readouterr().out
+    assert "FLOPs (G)" in text and "MACs (G)" in text and "dnanet" in text

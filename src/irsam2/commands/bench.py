@@ -169,14 +169,15 @@ def zoo_table(args: argparse.Namespace, devices: list[str]) -> list[dict]:
         model = create_model(name)
         if hasattr(model, "set_head_enabled"):
             model.set_head_enabled(not args.no_head)
-        flops = count_flops(model, args.size, batch=1, head=None)["total"]
+        counted = count_flops(model, args.size, batch=1, head=None)
         speed = _speeds(model, devices, [1], args)
         rows.append(
             {
                 "model": name,
                 "params": parameter_counts(model)["paper"],
                 "paper_params_m": _paper_params(name),
-                "flops": flops,
+                "flops": counted["total"],
+                "macs": counted["macs"],
                 "fps": {r["device"]: r["fps"] for r in speed},
             }
         )
@@ -186,12 +187,16 @@ def zoo_table(args: argparse.Namespace, devices: list[str]) -> list[dict]:
 def _print_zoo(rows: list[dict], size: tuple[int, int], devices: list[str]) -> None:
     h, w = size
     fps_cols = "".join(f"{'FPS ' + d:>14}" for d in devices)
-    print(f"Every registered network at 1x3x{h}x{w} (FPS: batch 1, median of timed forwards)")
-    print(f"{'model':<16}{'Params (M)':>12}{'paper (M)':>11}{'FLOPs (G)':>11}{fps_cols}")
+    print(f"Every registered network at 1x3x{h}x{w} (FPS: batch 1, median of timed forwards; "
+          "FLOPs = 2 x MACs: papers print either under the name FLOPs)")  # fmt: skip
+    print(f"{'model':<16}{'Params (M)':>12}{'paper (M)':>11}{'FLOPs (G)':>11}{'MACs (G)':>10}{fps_cols}")
     for r in rows:
         paper = f"{r['paper_params_m']:.2f}" if r["paper_params_m"] is not None else "-"
         fps = "".join(f"{r['fps'][d]:>14.2f}" for d in devices)
-        print(f"{r['model']:<16}{r['params'] / 1e6:>12.3f}{paper:>11}{r['flops'] / 1e9:>11.2f}{fps}")
+        print(
+            f"{r['model']:<16}{r['params'] / 1e6:>12.3f}{paper:>11}{r['flops'] / 1e9:>11.2f}"
+            f"{r['macs'] / 1e9:>10.2f}{fps}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
