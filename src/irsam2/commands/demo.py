@@ -22,7 +22,7 @@ shares its core with another job holds all of torch's threads back. The count is
 the reproduce command; another count sums in another order (see the report for how far that moves).
 
 Examples:
-  irsam2 demo                         # the full demo: 6-7 minutes on an idle 2-core CPU (measured)
+  irsam2 demo                         # the full demo: 6-7.5 minutes on an idle 2-core CPU (measured)
   irsam2 demo --quick --out /tmp/q    # about 1 minute on 2 cores: shows it run, measures no win
 """
 
@@ -47,8 +47,8 @@ from irsam2.utils import UserError
 
 HELP = __doc__
 
-#: The work of each demo. ``full`` is sized for about 6 minutes on an idle 2-core CPU (5:51 to 7:23
-#: measured, docs/results.md) and under 10 with one core busy; ``quick`` for about 1 minute on 2 cores.
+#: The work of each demo. ``full`` is sized for about 6 minutes on an idle 2-core CPU (5:51 to 7:26
+#: measured, docs/results.md; 11:05 with one core busy, on 1 thread); ``quick`` for about 1 minute.
 WORK: dict[str, dict[str, int]] = {
     "full": {"steps": 300, "eval_every": 25, "train_images": 400, "test_images": 100, "batch_size": 8},
     "quick": {"steps": 30, "eval_every": 10, "train_images": 120, "test_images": 40, "batch_size": 8},
