@@ -124,6 +124,7 @@ def test_threads_follow_flag_then_environment_then_cores(monkeypatch: pytest.Mon
 
 
 def test_busy_cores_are_left_to_the_other_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # pytest-xdist workers set it
     monkeypatch.setattr(demo, "physical_cores", lambda: 4)
     assert demo.choose_threads(None, busy=0.3) == (4, "physical cores")
     n, why = demo.choose_threads(None, busy=1.2)
