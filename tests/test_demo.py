@@ -136,15 +136,18 @@ def test_busy_cores_are_left_to_the_other_processes(monkeypatch: pytest.MonkeyPa
 
 
 def test_busy_cpus_from_two_proc_stat_samples(monkeypatch: pytest.MonkeyPatch) -> None:
-    # user nice system idle iowait irq softirq steal guest guest_nice; 400 ticks pass, 100 of them busy
+    # per-CPU lines: user nice system idle iowait irq softirq steal guest guest_nice. Over the interval
+    # cpu0 is busy 100 of 100 ticks, cpu1 0 of 100, cpu2 (not ours) 100 of 100: one of our two CPUs busy.
     samples = iter(
         [
-            "cpu  1000 0 500 8000 100 0 0 0 50 0\ncpu0 1 2 3 4\n",
-            "cpu  1080 0 520 8290 110 0 0 0 60 0\ncpu0 1 2 3 4\n",
+            "cpu  9 9 9 9 9 0 0 0 0 0\ncpu0 1000 0 0 50 0 0 0 0 0 0\ncpu1 10 0 0 500 20 0 0 0 0 0\n"
+            "cpu2 0 0 0 0 0 0 0 0 0 0\nintr 1 2 3\n",
+            "cpu  9 9 9 9 9 0 0 0 0 0\ncpu0 1080 0 20 50 0 0 0 0 5 0\ncpu1 10 0 0 590 30 0 0 0 0 0\n"
+            "cpu2 100 0 0 0 0 0 0 0 0 0\nintr 1 2 3\n",
         ]
     )
-    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
-    assert demo.busy_cpus(0.0, read=lambda: next(samples)) == pytest.approx(0.5)
+    monkeypatch.setattr(demo, "_affinity", lambda: [0, 1])
+    assert demo.busy_cpus(0.0, read=lambda: next(samples)) == pytest.approx(1.0)
     assert demo.busy_cpus(0.0, read=lambda: "") is None  # not Linux, or no /proc
 
 

@@ -169,12 +169,17 @@ def resolve_work(args: argparse.Namespace) -> Work:
 # threads and machine
 
 
+def _affinity() -> list[int]:
+    """The CPUs this process may run on."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
 def physical_cores() -> int:
     """Physical cores this process may run on: SMT siblings counted once, capped by a cgroup CPU quota."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = list(range(os.cpu_count() or 1))
+    cpus = _affinity()
     cores = set()
     for c in cpus:
         topo = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
@@ -192,31 +197,40 @@ def physical_cores() -> int:
     return max(n, 1)
 
 
-def _cpu_ticks(stat: str) -> tuple[int, int] | None:
-    """(busy, total) clock ticks of all CPUs from the first line of /proc/stat; None if it is not there."""
-    first = stat.splitlines()[0].split() if stat.strip() else []
-    if not first or first[0] != "cpu" or len(first) < 5:
-        return None
-    ticks = [int(v) for v in first[1:]]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    # guest time is already counted in user time (proc(5)): leave fields 9-10 out of the total
-    total = sum(ticks[:8])
-    return total - idle, total
+def _cpu_ticks(stat: str, cpus: set[int] | None) -> tuple[int, int] | None:
+    """(busy, total) clock ticks summed over the per-CPU lines of /proc/stat for ``cpus`` (all CPUs where
+    None); None if there are none."""
+    busy = total = 0
+    for line in stat.splitlines():
+        f = line.split()
+        if len(f) < 6 or not f[0].startswith("cpu") or not f[0][3:].isdigit():
+            continue
+        if cpus is not None and int(f[0][3:]) not in cpus:
+            continue
+        ticks = [int(v) for v in f[1:9]]  # user .. steal; guest time is already inside user (proc(5))
+        busy += sum(ticks) - ticks[3] - ticks[4]  # less idle and iowait
+        total += sum(ticks)
+    return (busy, total) if total else None
 
 
 def busy_cpus(interval: float = 0.5, read: Any = None) -> float | None:
-    """CPUs kept busy by other processes, sampled over ``interval`` seconds while this one sleeps (Linux);
-    None where /proc/stat is unreadable."""
-    read = read or (lambda: Path("/proc/stat").read_text())
+    """CPUs kept busy by other processes among those this process may run on, sampled over ``interval``
+    seconds while it sleeps (Linux); None where /proc/stat is unreadable, or under a cgroup CPU quota
+    (the host's counters then say nothing about this container's share)."""
+    if read is None:
+        if physical_cores() < len(_affinity()) // 2:  # a quota caps us below our CPUs
+            return None
+        read = lambda: Path("/proc/stat").read_text()  # noqa: E731
+    cpus = set(_affinity())
     try:
-        a = _cpu_ticks(read())
+        a = _cpu_ticks(read(), cpus)
         time.sleep(interval)
-        b = _cpu_ticks(read())
+        b = _cpu_ticks(read(), cpus)
     except (OSError, ValueError):
         return None
     if a is None or b is None or b[1] <= a[1]:
         return None
-    return (b[0] - a[0]) / (b[1] - a[1]) * (os.cpu_count() or 1)
+    return (b[0] - a[0]) / (b[1] - a[1]) * len(cpus)
 
 
 def choose_threads(requested: int | None, busy: float | None = None) -> tuple[int, str]:
