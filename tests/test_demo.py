@@ -126,13 +126,13 @@ def test_threads_follow_flag_then_environment_then_cores(monkeypatch: pytest.Mon
 def test_busy_cores_are_left_to_the_other_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # pytest-xdist workers set it
     monkeypatch.setattr(demo, "physical_cores", lambda: 4)
-    assert demo.choose_threads(None, busy=0.3) == (4, "physical cores")
-    n, why = demo.choose_threads(None, busy=1.2)
+    assert demo.choose_threads(None, busy=lambda: 0.3) == (4, "physical cores")
+    n, why = demo.choose_threads(None, busy=lambda: 1.2)
     assert n == 3 and "1.2 of them busy" in why
-    assert demo.choose_threads(None, busy=7.0)[0] == 1  # never fewer than one
-    assert demo.choose_threads(2, busy=3.0) == (2, "--threads")  # an explicit count always wins
+    assert demo.choose_threads(None, busy=lambda: 7.0)[0] == 1  # never fewer than one
+    assert demo.choose_threads(2, busy=lambda: 3.0) == (2, "--threads")  # an explicit count always wins
     monkeypatch.setattr(demo, "physical_cores", lambda: 1)
-    assert demo.choose_threads(None, busy=1.0) == (1, "physical cores")
+    assert demo.choose_threads(None, busy=lambda: 1.0) == (1, "physical cores")
 
 
 def test_busy_cpus_from_two_proc_stat_samples(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,9 @@ PROTOCOL = DEFAULT_PROTOCOL  # the field's rule (irsam2.metrics)
 #: pixels, targets on clutter. They cost the fixed filters more than a learned detector (measured on 100 test
 #: frames: Top-hat IoU 23.0 -> 17.4 with Fa 1106 -> 4617, PSTNN IoU 28.2 -> 18.8 with Fa 454 -> 593).
 CLUTTER = 1.0
-#: How far the metrics moved with another thread count (summation order), measured once on the full
-#: demo (docs/results.md, demo, session 4): 1 thread against 2 gave IR-SAM2 IoU 45.70 vs 49.78, nIoU 46.25
-#: vs 50.66, Pd 83.46 vs 83.09, Fa 1885 vs 1235; the baselines do not move. A 300-step training from
-#: random weights amplifies rounding differences, and the best-on-validation checkpoint can land on
-#: another step.
+#: How far the metrics moved with another thread count (summation order), measured once on the full demo
+#: (docs/results.md, demo, session 4; the baselines do not move). A 300-step training from random weights
+#: amplifies rounding differences, and the best-on-validation checkpoint can land on another step.
 THREAD_TOLERANCE = (
     "several points: measured once, 1 against 2 threads, IR-SAM2 IoU 45.70 vs 49.78, Pd 83.46 vs 83.09, "
     "Fa 1885 vs 1235 (the verdict was the same)"
@@ -169,6 +168,10 @@ def resolve_work(args: argparse.Namespace) -> Work:
 # threads and machine
 
 
+#: The end of choose_threads' reason when it leaves busy cores to other work.
+BUSY_WHY = "busy with other work"
+
+
 def _affinity() -> list[int]:
     """The CPUs this process may run on."""
     try:
@@ -189,23 +192,29 @@ def physical_cores() -> int:
             )
         except OSError:
             cores.add(f"cpu{c}")
-    n = len(cores)
-    with contextlib.suppress(OSError, ValueError, IndexError):  # cgroup v2 "quota period" (containers)
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, int(float(quota) / float(period))))
+    quota = _cpu_quota()
+    n = len(cores) if quota is None else min(len(cores), int(quota))
     return max(n, 1)
 
 
-def _cpu_ticks(stat: str, cpus: set[int] | None) -> tuple[int, int] | None:
-    """(busy, total) clock ticks summed over the per-CPU lines of /proc/stat for ``cpus`` (all CPUs where
-    None); None if there are none."""
+def _cpu_quota() -> float | None:
+    """The cgroup v2 CPU quota in CPUs (containers), None where there is none."""
+    with contextlib.suppress(OSError, ValueError, IndexError):  # "quota period", or "max period"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return float(quota) / float(period)
+    return None
+
+
+def _cpu_ticks(stat: str, cpus: set[int]) -> tuple[int, int] | None:
+    """(busy, total) clock ticks summed over the per-CPU lines of /proc/stat for ``cpus``; None if there
+    are none."""
     busy = total = 0
     for line in stat.splitlines():
         f = line.split()
         if len(f) < 6 or not f[0].startswith("cpu") or not f[0][3:].isdigit():
             continue
-        if cpus is not None and int(f[0][3:]) not in cpus:
+        if int(f[0][3:]) not in cpus:
             continue
         ticks = [int(v) for v in f[1:9]]  # user .. steal; guest time is already inside user (proc(5))
         busy += sum(ticks) - ticks[3] - ticks[4]  # less idle and iowait
@@ -213,14 +222,14 @@ def _cpu_ticks(stat: str, cpus: set[int] | None) -> tuple[int, int] | None:
     return (busy, total) if total else None
 
 
-def busy_cpus(interval: float = 0.5, read: Any = None) -> float | None:
+def busy_cpus(interval: float = 0.5, read: Callable[[], str] | None = None) -> float | None:
     """CPUs kept busy by other processes among those this process may run on, sampled over ``interval``
     seconds while it sleeps (Linux); None where /proc/stat is unreadable, or under a cgroup CPU quota
     (the host's counters then say nothing about this container's share)."""
     if read is None:
-        if physical_cores() < len(_affinity()) // 2:  # a quota caps us below our CPUs
+        if _cpu_quota() is not None:
             return None
-        read = lambda: Path("/proc/stat").read_text()  # noqa: E731
+        read = Path("/proc/stat").read_text
     cpus = set(_affinity())
     try:
         a = _cpu_ticks(read(), cpus)
@@ -233,9 +242,9 @@ def busy_cpus(interval: float = 0.5, read: Any = None) -> float | None:
     return (b[0] - a[0]) / (b[1] - a[1]) * len(cpus)
 
 
-def choose_threads(requested: int | None, busy: float | None = None) -> tuple[int, str]:
+def choose_threads(requested: int | None, busy: Callable[[], float | None] | None = None) -> tuple[int, str]:
     """(threads, why): --threads, else OMP_NUM_THREADS, else the physical cores less those that other
-    processes keep busy (``busy``, in CPUs, as ``busy_cpus`` measures it).
+    processes keep busy (``busy()``, in CPUs, as ``busy_cpus`` measures it; called only in that last case).
 
     Why the busy cores are left out: torch's threads meet at the end of every operator, so one thread that
     shares its core with another process holds all the others back. Measured on the 2-core machine with one
@@ -255,10 +264,9 @@ def choose_threads(requested: int | None, busy: float | None = None) -> tuple[in
             raise UserError(f"OMP_NUM_THREADS={env!r} must be at least 1")
         return n, "OMP_NUM_THREADS"
     cores = physical_cores()
-    taken = int(round(busy)) if busy is not None else 0
-    if taken >= 1 and cores > 1:
-        n = max(1, cores - taken)
-        return n, f"{cores} physical cores, {busy:.1f} of them busy with other work"
+    taken = busy() if busy is not None and cores > 1 else None
+    if taken is not None and round(taken) >= 1:
+        return max(1, cores - round(taken)), f"{cores} physical cores, {taken:.1f} of them {BUSY_WHY}"
     return cores, "physical cores"
 
 
@@ -486,8 +494,7 @@ def run(args: argparse.Namespace) -> int:
 
     for b in names:
         get_baseline(b)  # UserError for an unknown name, before any work
-    explicit = args.threads is not None or os.environ.get("OMP_NUM_THREADS", "").strip()
-    threads, why = choose_threads(args.threads, None if explicit else busy_cpus())
+    threads, why = choose_threads(args.threads, busy=busy_cpus)
 
     import torch
 
@@ -509,7 +516,7 @@ def run(args: argparse.Namespace) -> int:
     dev_txt = machine["device_name"] if device.type == "cuda" else f"CPU ({machine['cpu']})"
     print(f"      device {device} [{dev_txt}], {threads} thread(s) ({why}; change with --threads or "
           f"OMP_NUM_THREADS), load average {machine['load_average_start']}")  # fmt: skip
-    if threads < machine["physical_cores"] and why.endswith("busy with other work"):
+    if why.endswith(BUSY_WHY):
         print(f"      other work holds part of this machine: {threads} thread(s) instead of "
               f"{machine['physical_cores']} finish sooner; the numbers can differ from a run with another "
               f"thread count by {THREAD_TOLERANCE}. --threads {machine['physical_cores']} gives that "
