@@ -56,6 +56,7 @@ def test_overrides_are_typed() -> None:
         ("data.crop_size=100", "data.crop_size"),
         ("train.channels_last=maybe", "train.channels_last"),
         ("train.epochs.x=1", "train.epochs"),
+        ("optim.fused=maybe", "optim.fused"),
     ],
 )
 def test_bad_override_names_the_key(override: str, key: str) -> None:

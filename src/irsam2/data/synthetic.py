@@ -128,7 +128,9 @@ def _sky(shape: tuple[int, int], rng: np.random.Generator, clutter: float = 0.0)
     out = base + amp * soft * (1.0 + 0.15 * detail) + 0.01 * detail
     if clutter > 0 and rng.random() < min(0.7 * clutter, 1.0):
         # sun-lit rims: a thin bright line along the cloud edge (the gradient of the cloud cover)
-        gy, gx = np.gradient(soft)
+        # a sky strip one row high (a sea scene's horizon near the top) has no vertical gradient
+        gy = np.gradient(soft, axis=0) if h > 1 else np.zeros_like(soft)
+        gx = np.gradient(soft, axis=1) if w > 1 else np.zeros_like(soft)
         rim = np.hypot(gx, gy)
         rim = rim / np.float32(rim.max() + 1e-6)
         out = out + np.float32(amp * rng.uniform(0.3, 1.0)) * rim**2

@@ -57,6 +57,7 @@ RUNTIME_KEYS = frozenset(
         "train.tensorboard",
         "train.val_batch_size",
         "train.best_half",
+        "optim.fused",  # the same update, another kernel (rounding only)
     }
 )
 _FP16_MAX = 65504.0

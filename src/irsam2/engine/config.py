@@ -102,6 +102,11 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.98, 0.92, 0.99])
     eps: float = 1e-8
     grad_clip: float | None = None
+    # auto: torch's fused kernel for adamw / sgd / adagrad where this torch has one for the device (one pass
+    # over all weights; on a 2-core CPU AdamW's step takes 46 ms instead of 130 at the demo's size,
+    # docs/results.md); true: required (an error where torch has none); false: torch's per-tensor loop.
+    # Adan has no fused form. Fused and unfused agree to rounding, not bit for bit.
+    fused: bool | str = "auto"
 
 
 @dataclass
@@ -203,6 +208,7 @@ class Config:
                 "optim.name",
                 "must be adan, adamw, sgd or adagrad",
             ),
+            (self.optim.fused in (True, False, "auto"), "optim.fused", "must be auto, true or false"),
             (self.optim.lr > 0, "optim.lr", "must be > 0"),
             (self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0"),
             (

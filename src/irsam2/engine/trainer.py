@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import math
 import os
 import random
@@ -67,6 +68,39 @@ def _optimizer_error(e: Exception, cfg: Config) -> UserError:
         f"the optimizer step failed with optim.lr={oc.lr:g} (optim.name={oc.name}, optim.eps={oc.eps:g}, "
         f"optim.weight_decay={oc.weight_decay:g}): {str(e).splitlines()[0]}; lower optim.lr"
     )
+
+
+def _torch_optimizer(oc: Any, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """AdamW, Adagrad or SGD from ``optim``; fused where ``optim.fused`` allows and torch has it."""
+    if oc.name == "adamw":
+        make: Callable[..., torch.optim.Optimizer] = functools.partial(
+            torch.optim.AdamW,
+            params,
+            lr=oc.lr,
+            betas=tuple(oc.betas),
+            weight_decay=oc.weight_decay,
+            eps=oc.eps,
+        )
+    elif oc.name == "adagrad":  # betas unused
+        make = functools.partial(
+            torch.optim.Adagrad, params, lr=oc.lr, weight_decay=oc.weight_decay, eps=oc.eps
+        )
+    else:
+        make = functools.partial(
+            torch.optim.SGD, params, lr=oc.lr, momentum=oc.betas[0], weight_decay=oc.weight_decay
+        )
+    if oc.fused is False:
+        return make()
+    try:
+        return make(fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        unfused = make()  # a range error (lr, eps, ...) surfaces here with the optimizer's own message
+        if oc.fused is True:  # asked for explicitly: say so rather than silently run another kernel
+            raise RuntimeError(
+                f"optim.fused=true: this torch ({torch.__version__}) has no fused {oc.name} for these "
+                "weights' device; set optim.fused=auto or false"
+            ) from None
+        return unfused
 
 
 @dataclass
@@ -376,18 +410,8 @@ class Trainer:
                 self.optimizer = Adan(
                     params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
                 )
-            elif oc.name == "adamw":
-                self.optimizer = torch.optim.AdamW(
-                    params, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay, eps=oc.eps
-                )
-            elif oc.name == "adagrad":  # betas unused
-                self.optimizer = torch.optim.Adagrad(
-                    params, lr=oc.lr, weight_decay=oc.weight_decay, eps=oc.eps
-                )
             else:
-                self.optimizer = torch.optim.SGD(
-                    params, lr=oc.lr, momentum=oc.betas[0], weight_decay=oc.weight_decay
-                )
+                self.optimizer = _torch_optimizer(oc, params)
         except (ValueError, RuntimeError) as e:  # the optimizer's own range checks
             raise UserError(f"config key 'optim': {str(e).splitlines()[0]}") from None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
