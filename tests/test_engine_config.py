@@ -57,6 +57,8 @@ def test_overrides_are_typed() -> None:
         ("train.channels_last=maybe", "train.channels_last"),
         ("train.epochs.x=1", "train.epochs"),
         ("optim.fused=maybe", "optim.fused"),
+        ("loss.w_hard=-1", "loss.w_hard"),
+        ("loss.hard_fraction=0", "loss.hard_fraction"),
     ],
 )
 def test_bad_override_names_the_key(override: str, key: str) -> None:

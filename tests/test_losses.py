@@ -443,3 +443,52 @@ def test_bce_iou_with_the_target_centric_term():
     assert (x1.grad[on_targets] < x0.grad[on_targets]).all()
     with pytest.raises(ValueError, match="w_target"):
         build_loss("bce_iou", w_target=-1.0)
+
+
+def _hard_case() -> tuple[dict, torch.Tensor]:
+    """One 32x32 frame, a 2x2 target at (8, 8), every logit -8 but the target (+4), its rim (+2) and three
+    isolated false alarms far from it at +3, +1 and -1."""
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:10, 8:10] = 1.0
+    logits = torch.full((1, 1, 32, 32), -8.0)
+    logits[..., 7:11, 7:11] = 2.0  # the rim: inside the guard band
+    logits[..., 8:10, 8:10] = 4.0
+    for (y, x), v in (((25, 25), 3.0), ((5, 28), 1.0), ((28, 3), -1.0)):
+        logits[..., y, x] = v
+    return {"mask": mask}, logits
+
+
+def test_hard_negative_term_charges_the_worst_isolated_false_alarms_only():
+    batch, logits = _hard_case()
+    loss = build_loss("bce_iou", pos_weight=10.0, w_hard=1.0, hard_fraction=2 / 1024)  # k = 2 per frame
+    x = logits.clone().requires_grad_(True)
+    term = loss.hard_negatives(x[None], batch["mask"])
+    term.backward()
+    hit = x.grad[0, 0] != 0
+    assert hit.sum() == 2 and hit[25, 25] and hit[5, 28]  # the two worst, not the target's rim (+2)
+    expect = (F.softplus(torch.tensor(3.0)) + F.softplus(torch.tensor(1.0))) / 2
+    assert term.item() == pytest.approx(expect.item(), rel=1e-6)
+    # beside BCE + soft IoU: the total is their sum, and the worst false alarm's gradient is k-scale, not
+    # the 1/HW of the mean BCE (over 100x here)
+    plain = build_loss("bce_iou", pos_weight=10.0)
+    y0, y1 = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    total = loss(y1, batch)
+    assert total.item() == pytest.approx(plain(logits, batch).item() + term.item(), rel=1e-6)
+    plain(y0, batch).backward()
+    total.backward()
+    assert y1.grad[0, 0, 25, 25] > 100 * y0.grad[0, 0, 25, 25] > 0
+    assert torch.equal(y1.grad[0, 0, 7:11, 7:11], y0.grad[0, 0, 7:11, 7:11])  # target and rim untouched
+
+
+def test_hard_negative_term_off_by_default_and_sync_free():
+    from irsam2.engine.sync_check import NoHostSync
+
+    batch, logits = _hard_case()
+    assert build_loss("bce_iou").w_hard == 0.0
+    loss = build_loss("bce_iou", w_hard=0.5)
+    x = logits.clone().requires_grad_(True)
+    with NoHostSync():
+        loss(x, batch).backward()
+    for bad in ({"w_hard": -1.0}, {"hard_fraction": 0.0}, {"hard_fraction": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            build_loss("bce_iou", **bad)

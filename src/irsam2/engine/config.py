@@ -123,6 +123,8 @@ class LossConfig:
     w_aux: float = 0.2
     pos_weight: float = 1.0  # bce_iou: weight of the positive (target) pixels in the BCE term
     w_target: float = 0.0  # bce_iou: weight of the target-centric term L_aux added to it (0: none)
+    w_hard: float = 0.0  # bce_iou: weight of the hard-negative term (0: none; irsam2.losses.basic)
+    hard_fraction: float = 0.005  # bce_iou: share of each frame's pixels the hard-negative term charges
     # true: the variant's own schedule (official: the release's warm-up and gate, spec 7; paper: none, the
     # full CSA with the head open from the first step, spec 9); false or "none": no schedule for either
     # variant; "release": the release's schedule for either variant. See Config.release_schedule().
@@ -249,6 +251,8 @@ class Config:
             (self.loss.w_aux >= 0, "loss.w_aux", "must be >= 0"),
             (self.loss.pos_weight > 0, "loss.pos_weight", "must be > 0"),
             (self.loss.w_target >= 0, "loss.w_target", "must be >= 0"),
+            (self.loss.w_hard >= 0, "loss.w_hard", "must be >= 0"),
+            (0 < self.loss.hard_fraction <= 1, "loss.hard_fraction", "must be in (0, 1]"),
             (
                 self.loss.schedule in (True, False, "none", "release"),
                 "loss.schedule",

@@ -446,6 +446,8 @@ class Trainer:
         if lc.name == "bce_iou":
             kwargs["pos_weight"] = lc.pos_weight
             kwargs["w_target"] = lc.w_target
+            kwargs["w_hard"] = lc.w_hard
+            kwargs["hard_fraction"] = lc.hard_fraction
         self.loss_fn = build_loss(lc.name, **kwargs)
         self.loss_fn.to(self.device)
         # the variant picks the schedule unless loss.schedule forces one (Config.release_schedule, spec 9)
