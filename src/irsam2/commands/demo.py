@@ -22,7 +22,7 @@ shares its core with another job holds all of torch's threads back. The count is
 the reproduce command; another count sums in another order (see the report for how far that moves).
 
 Examples:
-  irsam2 demo                         # the full demo: 6-7.5 minutes on an idle 2-core CPU (measured)
+  irsam2 demo                         # the full demo: about 5 minutes on an idle 2-core CPU (4:59 measured)
   irsam2 demo --quick --out /tmp/q    # about 1 minute on 2 cores: shows it run, measures no win
 """
 
