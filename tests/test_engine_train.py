@@ -74,6 +74,22 @@ def test_checkpoints_logs_history_and_the_gate(tmp_path: Path) -> None:
     assert (tmp_path / "config.yaml").is_file()
 
 
+def test_last_checkpoint_every_n_epochs_and_always_at_the_end(tmp_path: Path) -> None:
+    seen: list[int | None] = []
+
+    def on_epoch(t: Trainer, row: dict[str, Any]) -> None:  # called after the epoch's checkpoints
+        last = tmp_path / "last.pt"
+        seen.append(safe_load(last)["epoch"] if last.exists() else None)
+
+    r = train(
+        "synthetic",
+        overrides=tiny(tmp_path, **{"train.epochs": 3, "train.last_every": 2}),
+        on_epoch=on_epoch,
+    )
+    assert r.status == "completed" and seen == [None, 2, 3]
+    assert (tmp_path / "best.pt").is_file()
+
+
 def test_nan_loss_names_the_batch_files(tmp_path: Path) -> None:
     from irsam2.engine.config import load_config
 

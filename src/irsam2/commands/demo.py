@@ -399,6 +399,7 @@ def train_overrides(work: Work, data: Path, out: Path, seed: int, device: str) -
         "train.amp": "auto",  # bf16 autocast on CUDA where supported; fp32 on the CPU
         "train.channels_last": True,  # about 10 % faster on the CPU as well
         "train.val_every": 1,
+        "train.last_every": work.epochs,  # last.pt (with the optimizer) once, at the end
         "train.val_batch_size": 8,
         "train.progress": False,  # the demo prints "step k/N" itself
         "train.tensorboard": False,

@@ -58,6 +58,7 @@ RUNTIME_KEYS = frozenset(
         "train.val_batch_size",
         "train.best_half",
         "optim.fused",  # the same update, another kernel (rounding only)
+        "train.last_every",
     }
 )
 _FP16_MAX = 65504.0

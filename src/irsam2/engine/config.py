@@ -147,6 +147,7 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop cleanly (with checkpoints) once this wall-clock budget is spent
     max_steps_per_epoch: int | None = None  # cap optimizer steps per epoch (smoke runs)
     val_every: int = 1
+    last_every: int = 1  # write last.pt every N epochs, and always at the end or on a stop
     val_batch_size: int = 4
     progress: bool = True  # tqdm bar on a terminal (a log file gets the one line per epoch only)
     log_every: int = 25  # read the step losses back (and check them for NaN) every N steps: one host sync
@@ -271,6 +272,7 @@ class Config:
                 "must be auto, bf16, fp16 or none",
             ),
             (self.train.val_every >= 1, "train.val_every", "must be >= 1"),
+            (self.train.last_every >= 1, "train.last_every", "must be >= 1"),
             (self.train.log_every >= 1, "train.log_every", "must be >= 1"),
             (self.data.prefetch >= 1, "data.prefetch", "must be >= 1"),
             (

@@ -494,9 +494,10 @@ class Trainer:
         )
         return payload
 
-    def save(self, best: bool = False, head_enabled: bool | None = None) -> None:
+    def save(self, best: bool = False, head_enabled: bool | None = None, last: bool = True) -> None:
         """Write ``last`` (and ``best``). ``head_enabled``: the head state the weights were validated with
-        (the gate may open just after validation; a resume re-applies the gate from the loss schedule)."""
+        (the gate may open just after validation; a resume re-applies the gate from the loss schedule).
+        ``last=False`` skips ``last.pt`` (``train.last_every``): it is the large one, optimizer included."""
         if not self.dist.is_main:
             return
         self._start()
@@ -505,7 +506,8 @@ class Trainer:
             state["head_enabled"] = bool(head_enabled)
         if best:  # lean: weights and rebuild metadata only (engine/checkpoints.py)
             atomic_save(C.lean_state(state, half=self.cfg.train.best_half), self.out / CKPT_BEST)
-        atomic_save(state, self.out / CKPT_LAST)
+        if last:
+            atomic_save(state, self.out / CKPT_LAST)
         save_config(self.cfg, self.out / "config.yaml")  # always the config of the checkpoints beside it
 
     def _start(self) -> None:
@@ -901,7 +903,11 @@ class Trainer:
                     if finished:
                         self.history.append(row)
                         self._log_epoch(row)
-                    self.save(best=improved, head_enabled=head_validated)
+                    # last.pt every last_every epochs, and whenever the loop ends here (done, stopped)
+                    write_last = (
+                        not finished or last_epoch or self.stop.requested or epoch % cfg.train.last_every == 0
+                    )
+                    self.save(best=improved, head_enabled=head_validated, last=write_last)
                     if self.dist.is_main:
                         self._print_row(row, finished)
                     if self.on_epoch is not None:
