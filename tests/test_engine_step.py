@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from irsam2.data import SyntheticIRDataset, TrainAugment, collate
+from irsam2.engine.ema import ModelEma
 from irsam2.engine.step import LossMeter, TrainStep, to_device
 from irsam2.engine.sync_check import HostSyncError, NoHostSync, no_host_sync
 from irsam2.losses import ALL_ON, build_loss
@@ -97,8 +98,10 @@ def _run_sync_free_step(device: str, area_mean: float | None) -> None:
     batch = to_device(_batch(), torch.device(device))  # the loader side: outside the step
     before = model.neck[0].weight.detach().clone()
     meter = LossMeter()
+    ema = ModelEma(model, 0.99)  # train.ema: the average's update is part of the step when it is on
     with no_host_sync(device) as mode:
         loss = step([batch], ALL_ON)
+        ema.update()
         meter.add(loss, batch["path"])
     assert mode.seen > 500  # forward, loss, backward and the optimizer all ran inside
     values, bad, _ = meter.read()  # the one read, outside the step

@@ -147,6 +147,7 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop cleanly (with checkpoints) once this wall-clock budget is spent
     max_steps_per_epoch: int | None = None  # cap optimizer steps per epoch (smoke runs)
     val_every: int = 1
+    ema: float = 0.0  # decay of a moving average of the weights (0: off); it is validated and kept as best.pt
     last_every: int = 1  # write last.pt every N epochs, and always at the end or on a stop
     val_batch_size: int = 4
     progress: bool = True  # tqdm bar on a terminal (a log file gets the one line per epoch only)
@@ -273,6 +274,7 @@ class Config:
             ),
             (self.train.val_every >= 1, "train.val_every", "must be >= 1"),
             (self.train.last_every >= 1, "train.last_every", "must be >= 1"),
+            (0.0 <= self.train.ema < 1.0, "train.ema", "must be in [0, 1) (0 turns the average off)"),
             (self.train.log_every >= 1, "train.log_every", "must be >= 1"),
             (self.data.prefetch >= 1, "data.prefetch", "must be >= 1"),
             (

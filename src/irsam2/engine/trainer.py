@@ -42,6 +42,7 @@ from irsam2.engine import checkpoints as C
 from irsam2.engine import distributed as D
 from irsam2.engine.config import Config, config_from_dict, load_config, save_config
 from irsam2.engine.data_setup import TrainSource, build_train_source, derive_seed
+from irsam2.engine.ema import ModelEma
 from irsam2.engine.run_dir import RUN_FILES, RunDir, check_output
 from irsam2.engine.step import LossMeter, TrainStep, compile_forward, to_device
 from irsam2.utils import UserError, logger, progress
@@ -270,6 +271,7 @@ class Trainer:
         self.on_epoch = on_epoch
         self.stop = _StopFlag()
         self.history: list[dict[str, Any]] = []
+        self.ema: ModelEma | None = None
         self.step_losses: list[float] = []
         self.best_iou: float | None = None
         self.epoch = 0  # completed epochs
@@ -314,6 +316,8 @@ class Trainer:
             self._build_loss()
             if cfg.train.compile:
                 self._forward = compile_forward(self.model, cfg.train.compile_mode, cfg.train.compile_backend)
+            # the average starts from the initial weights; a resume restores it below
+            self.ema = ModelEma(self.model_core, cfg.train.ema) if cfg.train.ema > 0 else None
             if self._resume_ckpt is not None:
                 self._load_resume()
             self._apply_gate()
@@ -471,6 +475,8 @@ class Trainer:
         if hasattr(core, "set_head_enabled"):
             # the head follows the loss gate, which is open from the start without the release's schedule
             core.set_head_enabled(self.schedule.gate_open)
+        if self.ema is not None:
+            self.ema.sync_attributes(core)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -492,6 +498,8 @@ class Trainer:
                 "step_losses": list(self.step_losses),
             }
         )
+        if self.ema is not None:
+            payload["ema"] = self.ema.state_dict()
         return payload
 
     def save(self, best: bool = False, head_enabled: bool | None = None, last: bool = True) -> None:
@@ -505,7 +513,8 @@ class Trainer:
         if head_enabled is not None:
             state["head_enabled"] = bool(head_enabled)
         if best:  # lean: weights and rebuild metadata only (engine/checkpoints.py)
-            atomic_save(C.lean_state(state, half=self.cfg.train.best_half), self.out / CKPT_BEST)
+            validated = state if self.ema is None else {**state, "model": state["ema"]["model"]}
+            atomic_save(C.lean_state(validated, half=self.cfg.train.best_half), self.out / CKPT_BEST)
         if last:
             atomic_save(state, self.out / CKPT_LAST)
         save_config(self.cfg, self.out / "config.yaml")  # always the config of the checkpoints beside it
@@ -559,6 +568,11 @@ class Trainer:
             )
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None:
+            try:
+                self.ema.load_state_dict(ckpt["ema"])
+            except (RuntimeError, KeyError) as e:
+                raise UserError(f"{path}: cannot restore the EMA weights (train.ema): {e}") from e
         self.schedule.load_state_dict(ckpt["loss_schedule"])
         self.epoch = int(ckpt["epoch"])
         self.step_in_epoch = int(ckpt.get("step_in_epoch", 0))
@@ -747,6 +761,8 @@ class Trainer:
                 raise _optimizer_error(e, cfg) from None
             if self.per_step_sched:
                 self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update()
             meter.add(total, files)
             self.step_in_epoch += 1
             self.global_step += 1
@@ -806,7 +822,7 @@ class Trainer:
         from irsam2.metrics import SegmentationMetrics
 
         t0 = time.perf_counter()
-        core = self.model_core
+        core = self.model_core if self.ema is None else self.ema.module  # the weights best.pt will hold
         was_training = core.training
         core.eval()
         metrics = SegmentationMetrics(keep_per_image=False)
