@@ -59,6 +59,11 @@ def test_overrides_are_typed() -> None:
         ("optim.fused=maybe", "optim.fused"),
         ("loss.w_hard=-1", "loss.w_hard"),
         ("loss.hard_fraction=0", "loss.hard_fraction"),
+        ("data.scale=[2.0,0.5]", "data.scale"),
+        ("data.scale=[0,1]", "data.scale"),
+        ("data.blur_p=2", "data.blur_p"),
+        ("train.ema=1.0", "train.ema"),
+        ("train.last_every=0", "train.last_every"),
     ],
 )
 def test_bad_override_names_the_key(override: str, key: str) -> None:
@@ -141,3 +146,11 @@ def test_warmup_cosine_rises_linearly_then_decays_to_min_lr() -> None:
     assert lrs[10] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # monotone decay after the warm-up
     assert lrs[-1] == pytest.approx(0.01, abs=2e-3) and opt.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_zoom_range_reaches_the_augmentation() -> None:
+    from irsam2.engine.data_setup import _augment
+
+    assert _augment(load_config("nudt")).scale == (0.5, 2.0)  # the release's range by default
+    aug = _augment(load_config("nudt", ["data.scale=[0.8,1.25]", "data.blur_p=0"]))
+    assert (aug.scale, aug.blur_p) == ((0.8, 1.25), 0.0)

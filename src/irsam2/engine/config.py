@@ -74,9 +74,11 @@ class DataConfig:
     dataset: str | None = None  # benchmark preset name for the release's split (irstd1k, nudt, nuaa)
     split: str | None = None  # explicit training split file (wins over the preset)
     crop_size: int = 256
-    # training zoom: long side = U[0.5, 2] x scale_base; null = the frame's own long side (the test runs at
+    # training zoom: long side = U[scale] x scale_base; null = the frame's own long side (the test runs at
     # native resolution), whatever the crop size
     scale_base: int | None = None
+    scale: list[float] = field(default_factory=lambda: [0.5, 2.0])  # the zoom's range U[lo, hi] (release)
+    blur_p: float = 0.5  # probability of the Gaussian blur (sigma U[0, 1] px) of a training crop (release)
     target_crop_p: float = 0.0  # share of training crops placed to hold a target pixel (0: uniform crops)
     val_fraction: float = 0.1  # validation split carved from the training split (model selection, gate)
     copy_paste: bool = False  # copy-paste of target crops (the release uses it on IRSTD-1k)
@@ -244,6 +246,12 @@ class Config:
                 "data.scale_base",
                 "must be > 0 or null",
             ),
+            (
+                len(self.data.scale) == 2 and 0 < self.data.scale[0] <= self.data.scale[1],
+                "data.scale",
+                "must be [lo, hi] with 0 < lo <= hi",
+            ),
+            (0.0 <= self.data.blur_p <= 1.0, "data.blur_p", "must be in [0, 1]"),
             (self.sched.min_lr >= 0, "sched.min_lr", "must be >= 0"),
             (
                 self.loss.name in ("csa", "sls", "bce", "soft_iou", "dice", "target_centric", "bce_iou"),

@@ -48,6 +48,8 @@ def _augment(cfg: Config) -> Any:
     if cfg.data.augment:
         return TrainAugment(
             crop_size=cfg.data.crop_size,
+            scale=(float(cfg.data.scale[0]), float(cfg.data.scale[1])),
+            blur_p=cfg.data.blur_p,
             scale_base=cfg.data.scale_base,
             target_crop_p=cfg.data.target_crop_p,
         )
