@@ -1,7 +1,7 @@
 """`irsam2 demo` (issue 14): fixed work, the same numbers on every run, a complete report, honest verdicts.
 
 The runs here are the demo at a reduced size (32x32 frames, 2 optimizer steps): what they check is the
-pipeline and its determinism, not the win, which needs the full demo's 240 steps.
+pipeline and its determinism, not the win, which needs the full demo's 280 steps.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_two_runs_give_the_same_numbers(tmp_path: Path) -> None:
 
 def test_work_is_fixed_and_checked() -> None:
     full = demo.resolve_work(_args())
-    assert (full.steps, full.eval_every, full.epochs) == (240, 40, 6)
+    assert (full.steps, full.eval_every, full.epochs) == (280, 40, 7)
     quick = demo.resolve_work(_args("--quick"))
     assert quick.preset == "quick" and quick.steps < full.steps
     assert demo.resolve_work(_args("--quick", "--steps", "20")).steps == 20  # a flag wins over the preset
