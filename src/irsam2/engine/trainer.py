@@ -3,7 +3,8 @@
 ``train(config) -> TrainResult`` runs a whole training: Adan with per-epoch cosine annealing, gradient
 accumulation up to the recipe's batch, CUDA autocast (bf16/fp16) or plain CPU, the loss schedule whose gate is
 measured on the *validation* split carved from the training split (never the test split), checkpoints ``last``
-(every epoch) and ``best`` (validation IoU), TensorBoard scalars, a CSV log and a progress bar (on a terminal
+(every ``train.last_every`` epochs, 1 by default) and ``best`` (validation IoU; of the moving average of the
+weights with ``train.ema``), TensorBoard scalars, a CSV log and a progress bar (on a terminal
 only: a log file gets one line per epoch).
 
 Resuming. Data order and augmentation randomness are a function of ``(seed, epoch, rank)``: at the start of
