@@ -815,13 +815,9 @@ def _overlays(
 
 def _report(p: dict[str, Any], table: str) -> str:
     w, mc, tm, tr = p["work"], p["machine"], p["timings_s"], p["training"]
-    dc = tr["config"]["data"]
-    lo, hi = dc.get("scale", [0.5, 2.0])
-    aug = ", ".join(
-        ["flips"]
-        + ([f"zoom U[{lo:g}, {hi:g}]"] if (lo, hi) != (1, 1) else ["no zoom"])
-        + ([f"blur with probability {dc.get('blur_p', 0.5):g}"] if dc.get("blur_p", 0.5) > 0 else ["no blur"])
-    )
+    (lo, hi), blur = tr["config"]["data"]["scale"], tr["config"]["data"]["blur_p"]
+    zoom = "no zoom" if lo == hi == 1 else f"zoom U[{lo:g}, {hi:g}]"
+    aug = f"flips, {zoom}, " + (f"blur with probability {blur:g}" if blur > 0 else "no blur")
     quick = p["demo"] == "quick"
     title = "irsam2 quick demo report" if quick else "irsam2 demo report"
     lines = verdict_lines(p)

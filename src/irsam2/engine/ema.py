@@ -28,36 +28,34 @@ class ModelEma:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
-        self._pairs = self._match(model)
-
-    def _match(self, model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(averaged, live) tensor pairs, parameters and buffers, in the models' own order."""
+        # (averaged, live) tensors, matched by name once: floating ones grouped by dtype for one lerp each,
+        # the others (BatchNorm's counters) copied
         live = dict(model.named_parameters()) | dict(model.named_buffers())
         mine = dict(self.module.named_parameters()) | dict(self.module.named_buffers())
         if live.keys() != mine.keys():
             raise ValueError("the EMA copy and the model have different parameters")
-        return [(mine[k], live[k]) for k in mine]
+        self._groups: dict[torch.dtype, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._copied: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for k, avg in mine.items():
+            if avg.is_floating_point():
+                a, c = self._groups.setdefault(avg.dtype, ([], []))
+                a.append(avg)
+                c.append(live[k])
+            else:
+                self._copied.append((avg, live[k]))
 
     def current_decay(self) -> float:
         n = self.updates
         return min(self.decay, (1.0 + n) / (10.0 + n))
 
     @torch.no_grad()
-    def update(self, model: nn.Module | None = None) -> None:
+    def update(self) -> None:
         """Move the average towards the live weights (those of the model given at construction)."""
-        if model is not None:
-            self._pairs = self._match(model)
         weight = 1.0 - self.current_decay()
-        groups: dict[torch.dtype, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-        for avg, cur in self._pairs:
-            if avg.is_floating_point():
-                a, c = groups.setdefault(avg.dtype, ([], []))
-                a.append(avg)
-                c.append(cur.detach())
-            else:
-                avg.copy_(cur)
-        for a, c in groups.values():
+        for a, c in self._groups.values():
             torch._foreach_lerp_(a, c, weight)
+        for avg, cur in self._copied:
+            avg.copy_(cur)
         self.updates += 1
 
     def sync_attributes(self, model: nn.Module) -> None:

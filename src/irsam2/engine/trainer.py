@@ -510,6 +510,11 @@ class Trainer:
         if not self.dist.is_main:
             return
         self._start()
+        if best or last:  # the full state (optimizer, RNG, history) only when a checkpoint takes it
+            self._write_checkpoints(best, head_enabled, last)
+        save_config(self.cfg, self.out / "config.yaml")  # always the config of the checkpoints beside it
+
+    def _write_checkpoints(self, best: bool, head_enabled: bool | None, last: bool) -> None:
         state = self.state()
         if head_enabled is not None:
             state["head_enabled"] = bool(head_enabled)
@@ -518,7 +523,6 @@ class Trainer:
             atomic_save(C.lean_state(validated, half=self.cfg.train.best_half), self.out / CKPT_BEST)
         if last:
             atomic_save(state, self.out / CKPT_LAST)
-        save_config(self.cfg, self.out / "config.yaml")  # always the config of the checkpoints beside it
 
     def _start(self) -> None:
         """The run has started (first optimizer step done): make its folder real and open the logs."""

@@ -51,7 +51,8 @@ class PaddedWindowBlock(MultiScaleBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wh, ww = self.window_size
         h, w = x.shape[1:3]
-        if not self.is_windowed or self.pool is not None or (h % wh == 0 and w % ww == 0):
+        padded = self.is_windowed and (h % wh or w % ww)
+        if not padded or self.pool is not None or self.dim != self.dim_out:
             return super().forward(x)
         y = self.attn.proj(self._padded_window_attention(self.norm1(x), wh, ww))
         x = x + self.drop_path1(self.ls1(y))
