@@ -109,6 +109,17 @@ def test_work_is_fixed_and_checked() -> None:
         demo.resolve_work(_args("--size", "48"))
 
 
+def test_training_is_the_scratch_recipe_with_the_measured_loss_and_augmentation(tmp_path: Path) -> None:
+    from irsam2.engine.config import load_config
+
+    work = demo.resolve_work(_args())
+    cfg = load_config("synthetic", demo.train_overrides(work, tmp_path, tmp_path / "run", 0, "cpu"))
+    # the settings the demo's tables were measured with (docs/results.md, demo, session 6)
+    assert (cfg.recipe, cfg.loss.name, cfg.loss.pos_weight) == ("scratch", "bce_iou", 10.0)
+    assert (cfg.loss.w_target, cfg.loss.w_hard) == (0.25, 0.15)
+    assert (cfg.data.scale, cfg.data.blur_p) == ([1.0, 1.0], 0.0)
+
+
 def test_threads_follow_flag_then_environment_then_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert demo.choose_threads(5) == (5, "--threads")

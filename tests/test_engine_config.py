@@ -113,7 +113,11 @@ def test_scratch_recipe_applies_between_preset_and_user_overrides() -> None:
     )
     assert c.optim.lr == 5e-4  # the user's --set wins over the recipe
     assert c.data.dataset == "nudt" and c.train.epochs == 300  # the preset's other keys stay
-    assert load_config("nudt").recipe == "release"
+    assert (c.data.scale, c.data.blur_p) == ([1.0, 1.0], 0.0)  # no zoom, no blur from scratch
+    assert (c.loss.w_target, c.loss.w_hard) == (0.25, 0.15)
+    release = load_config("nudt")
+    assert release.recipe == "release"
+    assert (release.data.scale, release.data.blur_p) == ([0.5, 2.0], 0.5)  # the release keeps its own
 
 
 def test_a_saved_config_keeps_its_resolved_values(tmp_path: Path) -> None:
