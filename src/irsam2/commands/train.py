@@ -66,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["release", "scratch", "paper", "common"],
         default=None,
         help="training recipe on top of the preset. release: the preset as is (the IR-SAM2 authors' recipe, "
-        "made for SAM2 trunk weights); scratch: for a network from random weights (BCE + soft IoU, AdamW "
-        "2e-3, warm-up + cosine per step, target-holding crops); paper: the network's own paper recipe "
+        "made for SAM2 trunk weights); scratch: for a network from random weights (BCE + soft IoU with "
+        "per-target and hard-negative terms, AdamW 2e-3, warm-up + cosine per step, target-holding crops, no "
+        "zoom or blur); paper: the network's own paper recipe "
         "(the default with --model of a deep baseline); common: the preset's recipe for any network",
     )
     parser.add_argument("--data", help="dataset folder (sets data.root)")
