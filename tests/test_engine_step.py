@@ -79,22 +79,39 @@ def _batch(size: int = 64, n: int = 2) -> dict:
     return batch
 
 
-def _step(device: str, area_mean: float | None) -> tuple[TrainStep, torch.nn.Module]:
+def _scratch_loss_settings() -> dict:
+    """The ``scratch`` recipe's loss as the recipe sets it (BCE + soft IoU, per-target, hard negatives)."""
+    from irsam2.engine.config import RECIPES
+
+    return {
+        k.split(".", 1)[1]: v
+        for k, v in RECIPES["scratch"].items()
+        if k.startswith("loss.") and k != "loss.schedule"
+    }
+
+
+def _step(device: str, area_mean: float | None, recipe: str = "release") -> tuple[TrainStep, torch.nn.Module]:
     from pytorch_optimizer import Adan
 
     torch.manual_seed(0)
     model = create_model("irsam2_t", variant="official").to(device)
     model.set_head_enabled(True)
     model.train()
-    loss = build_loss("csa", area_mean=area_mean, contrast_mean=None if area_mean is None else 1.5)
+    stats = {"area_mean": area_mean, "contrast_mean": None if area_mean is None else 1.5}
+    if recipe == "scratch":
+        settings = _scratch_loss_settings()
+        assert settings["w_target"] > 0 and settings["w_hard"] > 0  # both extra terms inside the step
+        loss = build_loss(settings.pop("name"), **settings, **stats)
+    else:
+        loss = build_loss("csa", **stats)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = Adan(params, lr=0.01, betas=(0.98, 0.92, 0.99), weight_decay=1e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     return TrainStep(model, loss, opt, scaler, params, device_type=torch.device(device).type), model
 
 
-def _run_sync_free_step(device: str, area_mean: float | None) -> None:
-    step, model = _step(device, area_mean)
+def _run_sync_free_step(device: str, area_mean: float | None, recipe: str = "release") -> None:
+    step, model = _step(device, area_mean, recipe)
     batch = to_device(_batch(), torch.device(device))  # the loader side: outside the step
     before = model.neck[0].weight.detach().clone()
     meter = LossMeter()
@@ -113,6 +130,10 @@ def _run_sync_free_step(device: str, area_mean: float | None) -> None:
 @pytest.mark.parametrize("area_mean", [20.0, None], ids=["split-stats", "batch-stats"])
 def test_one_training_step_has_no_host_sync_on_cpu(area_mean: float | None) -> None:
     _run_sync_free_step("cpu", area_mean)
+
+
+def test_a_scratch_recipe_step_has_no_host_sync_on_cpu() -> None:
+    _run_sync_free_step("cpu", 20.0, recipe="scratch")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (set_sync_debug_mode is CUDA's)")
