@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from irsam2.data import SyntheticIRDataset, TrainAugment, collate
+from irsam2.engine.config import load_config
 from irsam2.engine.ema import ModelEma
 from irsam2.engine.step import LossMeter, TrainStep, to_device
 from irsam2.engine.sync_check import HostSyncError, NoHostSync, no_host_sync
+from irsam2.engine.trainer import loss_from_config
 from irsam2.losses import ALL_ON, build_loss
 from irsam2.models import create_model
 
@@ -79,17 +81,6 @@ def _batch(size: int = 64, n: int = 2) -> dict:
     return batch
 
 
-def _scratch_loss_settings() -> dict:
-    """The ``scratch`` recipe's loss as the recipe sets it (BCE + soft IoU, per-target, hard negatives)."""
-    from irsam2.engine.config import RECIPES
-
-    return {
-        k.split(".", 1)[1]: v
-        for k, v in RECIPES["scratch"].items()
-        if k.startswith("loss.") and k != "loss.schedule"
-    }
-
-
 def _step(device: str, area_mean: float | None, recipe: str = "release") -> tuple[TrainStep, torch.nn.Module]:
     from pytorch_optimizer import Adan
 
@@ -98,10 +89,10 @@ def _step(device: str, area_mean: float | None, recipe: str = "release") -> tupl
     model.set_head_enabled(True)
     model.train()
     stats = {"area_mean": area_mean, "contrast_mean": None if area_mean is None else 1.5}
-    if recipe == "scratch":
-        settings = _scratch_loss_settings()
-        assert settings["w_target"] > 0 and settings["w_hard"] > 0  # both extra terms inside the step
-        loss = build_loss(settings.pop("name"), **settings, **stats)
+    if recipe == "scratch":  # the loss as `irsam2 train --recipe scratch` builds it
+        lc = load_config("synthetic", {"recipe": "scratch"}).loss
+        assert lc.w_target > 0 and lc.w_hard > 0  # both extra terms inside the step
+        loss = loss_from_config(lc, stats)
     else:
         loss = build_loss("csa", **stats)
     params = [p for p in model.parameters() if p.requires_grad]

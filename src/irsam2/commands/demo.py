@@ -48,9 +48,9 @@ from irsam2.utils import UserError
 
 HELP = __doc__
 
-#: The work of each demo. ``full`` is sized for at most 6 minutes on an idle 2-core CPU and 10 with one core
-#: busy (4:59 and 8:05 measured, docs/results.md, session 5; this machine's speed moves by about 25 % between
-#: sessions); ``quick`` for about 1 minute.
+#: The work of each demo. ``full`` is sized for about 6 minutes on an idle 2-core CPU and 10 with one core
+#: busy (6:00, and 7:40 / 8:01 measured, docs/results.md, demo, session 6; this machine's speed moves by about
+#: 25 % between sessions); ``quick`` for about 1 minute.
 WORK: dict[str, dict[str, int]] = {
     "full": {"steps": 280, "eval_every": 40, "train_images": 400, "test_images": 100, "batch_size": 8},
     "quick": {"steps": 30, "eval_every": 10, "train_images": 120, "test_images": 40, "batch_size": 8},

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 from irsam2.checkpoint import atomic_save, model_payload
 from irsam2.engine import checkpoints as C
 from irsam2.engine import distributed as D
-from irsam2.engine.config import Config, config_from_dict, load_config, save_config
+from irsam2.engine.config import Config, LossConfig, config_from_dict, load_config, save_config
 from irsam2.engine.data_setup import TrainSource, build_train_source, derive_seed
 from irsam2.engine.ema import ModelEma
 from irsam2.engine.run_dir import RUN_FILES, RunDir, check_output
@@ -252,6 +252,23 @@ def _freeze_bn(model: nn.Module) -> None:
             m.eval()
 
 
+def loss_from_config(lc: LossConfig, stats: dict[str, float | None]) -> nn.Module:
+    """The loss ``lc`` names, with its settings and the training split's target statistics (spec 7)."""
+    from irsam2.losses import build_loss
+
+    kwargs: dict[str, Any] = {k: stats[k] for k in ("area_mean", "contrast_mean") if k in stats}
+    if lc.name == "csa":
+        kwargs["w_aux"] = lc.w_aux
+    if lc.name == "bce_iou":
+        kwargs |= {
+            "pos_weight": lc.pos_weight,
+            "w_target": lc.w_target,
+            "w_hard": lc.w_hard,
+            "hard_fraction": lc.hard_fraction,
+        }
+    return build_loss(lc.name, **kwargs)
+
+
 class Trainer:
     """One training run; see the module docstring. Most users call :func:`train`."""
 
@@ -441,19 +458,10 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0, total_iters=0)
 
     def _build_loss(self) -> None:
-        from irsam2.losses import LossSchedule, build_loss
+        from irsam2.losses import LossSchedule
 
         lc = self.cfg.loss
-        stats = self.data.target_stats or {}
-        kwargs: dict[str, Any] = {k: stats[k] for k in ("area_mean", "contrast_mean") if k in stats}  # spec 7
-        if lc.name == "csa":
-            kwargs["w_aux"] = lc.w_aux
-        if lc.name == "bce_iou":
-            kwargs["pos_weight"] = lc.pos_weight
-            kwargs["w_target"] = lc.w_target
-            kwargs["w_hard"] = lc.w_hard
-            kwargs["hard_fraction"] = lc.hard_fraction
-        self.loss_fn = build_loss(lc.name, **kwargs)
+        self.loss_fn = loss_from_config(lc, self.data.target_stats or {})
         self.loss_fn.to(self.device)
         # the variant picks the schedule unless loss.schedule forces one (Config.release_schedule, spec 9)
         release = self.cfg.release_schedule()
