@@ -2,17 +2,11 @@
 
 Trains IR-SAM2 from scratch (no SAM2 weights: none can be downloaded on the development machines) on
 NUDT-SIRST's training split with the ``scratch`` recipe, for a fixed number of optimizer steps, seed and crop
-size (no wall-clock budget: the work is the same on every machine, only the time differs), in epochs of
-``--epoch-steps`` steps, validates every ``--val-every`` epochs and after the last on the validation split
-carved from the training split, evaluates the validation-selected checkpoint (``best.pt``) on all test frames
-at native resolution under the default metrics protocol, and prints one table beside the classical baselines
-(Top-hat, Max-median, PSTNN at their defaults) and a ~0.84 M-parameter plain U-Net trained with the same
-steps, crops, batch and recipe.
-
-On a CPU the jobs run in two lanes (``--lanes 2``, the default): IR-SAM2 in one process, the U-Net and the
-classical methods in another, one thread each, and the lane left running takes every thread once the other
-is done (on two cores, two one-thread processes get through about 1.2x the work of one two-thread process).
-The rows' seconds are wall times inside their lane; ``--lanes 1`` runs the jobs one after another.
+size (no wall-clock budget: the work is the same on every machine, only the time differs), validates every
+``--eval-every`` steps on the validation split carved from the training split, evaluates the
+validation-selected checkpoint (``best.pt``) on all test frames at native resolution under the default metrics
+protocol, and prints one table beside the classical baselines (Top-hat, Max-median, PSTNN at their defaults)
+and a ~0.84 M-parameter plain U-Net trained with the same steps, crops, batch and recipe.
 
     python benchmarks/bench_convergence.py                       # the CPU benchmark (defaults below)
     python benchmarks/bench_convergence.py --device cuda --steps 6000 --crop 256 --batch 12   # on a GPU
@@ -31,9 +25,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -56,16 +48,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def _nothing() -> None:
-    pass
-
-
-def train_and_test(
-    name: str, args: argparse.Namespace, out: Path, tick: Callable[[], None] = _nothing
-) -> dict:
-    """Train ``name`` with the scratch recipe for ``args.steps`` steps; test its best.pt on the test split.
-
-    ``tick`` is called after every optimizer step and before the test (the lanes' thread hand-over)."""
+def train_and_test(name: str, args: argparse.Namespace, out: Path) -> dict:
+    """Train ``name`` with the scratch recipe for ``args.steps`` steps; test its best.pt on the test split."""
     from irsam2.checkpoint import model_from_checkpoint
     from irsam2.data import IRSTDDataset
     from irsam2.engine.config import load_config
@@ -73,7 +57,7 @@ def train_and_test(
     from irsam2.engine.trainer import train
     from irsam2.utils import pick_device
 
-    epochs = max(math.ceil(args.steps / args.epoch_steps), 1)
+    evals = max(math.ceil(args.steps / args.eval_every), 1)
     overrides = {
         "recipe": "scratch",
         "data.root": str(args.data),
@@ -81,9 +65,8 @@ def train_and_test(
         "data.workers": args.workers,
         "model.name": name,
         "train.batch_size": args.batch,
-        "train.epochs": epochs,  # one "epoch" = epoch_steps steps: the schedule and the curve follow steps
-        "train.max_steps_per_epoch": args.epoch_steps,
-        "train.val_every": args.val_every,  # and after the last epoch
+        "train.epochs": evals,  # one "epoch" = eval_every steps: the schedule and the curve follow steps
+        "train.max_steps_per_epoch": args.eval_every,
         "train.seed": args.seed,
         "train.device": args.device,
         "train.progress": False,
@@ -94,21 +77,20 @@ def train_and_test(
     overrides.update(args.overrides)  # --set: the same extra settings for every deep model
     cfg = load_config("nudt", overrides)
     t0 = time.perf_counter()
-    result = train(cfg, on_step=lambda trainer, info: tick())
+    result = train(cfg)
     train_s = time.perf_counter() - t0
-    # an "epoch" stops at the end of the data too: with fewer training batches than --epoch-steps, fewer
+    # an "epoch" stops at the end of the data too: with fewer training batches than --eval-every, fewer
     # steps run than asked; the table reports the steps that ran
     steps_done = len(result.step_losses)
     if steps_done < args.steps:
         print(f"note: {name} ran {steps_done} optimizer steps, not {args.steps}: one pass over the training "
-              f"split holds fewer than --epoch-steps {args.epoch_steps} batches", flush=True)  # fmt: skip
+              f"split holds fewer than --eval-every {args.eval_every} batches", flush=True)  # fmt: skip
     model, ckpt = model_from_checkpoint(result.best or result.last)
     device = pick_device(args.device)
     model.to(device)
     test = IRSTDDataset(args.data, split="test", preset="nudt", train=False, norm=ckpt["norm"])
     if args.test_limit:
         test = torch.utils.data.Subset(test, range(min(args.test_limit, len(test))))
-    tick()
     t1 = time.perf_counter()
     res = evaluate_model(model, test, device=device, roc=False, batch_size=4)
     test_s = time.perf_counter() - t1
@@ -119,15 +101,12 @@ def train_and_test(
             for k in ("epoch", "val_iou", "val_niou", "val_pd", "val_fa", "val_flooded", "train_loss")
         }
         for h in result.history
-        if h.get("val_iou") is not None  # the validated epochs (--val-every)
     ]
     return {
-        "job": name,
         "method": name,
         "kind": "deep",
         "params": sum(p.numel() for p in model.parameters()),
         "steps": steps_done,
-        "epoch_steps": steps_done / max(len(result.history), 1),  # as they ran
         "best_epoch": ckpt.get("epoch"),
         "train_s": train_s,
         "test_s": test_s,
@@ -136,7 +115,7 @@ def train_and_test(
     }
 
 
-def classical(name: str, args: argparse.Namespace, tick: Callable[[], None] = _nothing) -> dict:
+def classical(name: str, args: argparse.Namespace) -> dict:
     from irsam2.baselines import DEFAULT_KS, PAPER_NAMES, get_baseline, score_map
     from irsam2.data.io import read_frame, read_mask
     from irsam2.engine.evaluate import EvalAccumulator, split_files
@@ -149,11 +128,9 @@ def classical(name: str, args: argparse.Namespace, tick: Callable[[], None] = _n
     fn = get_baseline(name)
     t0 = time.perf_counter()
     for stem, ip, mp in zip(stems, images, masks):
-        tick()
         f, _ = read_frame(ip)
         acc.add(score_map(fn(f.astype(np.float64) * 255.0), k), read_mask(mp, size=f.shape), stem)
     return {
-        "job": name,
         "method": PAPER_NAMES[name],
         "kind": "classical",
         "params": 0,
@@ -164,89 +141,6 @@ def classical(name: str, args: argparse.Namespace, tick: Callable[[], None] = _n
         "metrics": acc.result({}).metrics[0],
         "curve": [],
     }
-
-
-def run_jobs(
-    jobs: list[tuple[str, str]], args: argparse.Namespace, out: Path, tick: Callable[[], None]
-) -> list:
-    """Run ``(kind, name)`` jobs in order ("deep": train and test; "classical": score); their rows."""
-    rows = []
-    for kind, name in jobs:
-        if kind == "deep":
-            rows.append(train_and_test(name, args, out, tick))
-            print(table(rows[-1:]), flush=True)
-        else:
-            rows.append(classical(name, args, tick))
-    return rows
-
-
-def _lane(jobs: list, args: argparse.Namespace, out: Path, threads: int, all_threads: int, mine: Any,
-          other: Any, queue: Any) -> None:  # fmt: skip
-    """One lane (a process): its jobs on ``threads`` threads, on all of them once the other lane is done."""
-    import traceback
-
-    torch.set_num_threads(threads)
-    bumped = False
-
-    def tick() -> None:
-        nonlocal bumped
-        if not bumped and other.is_set():
-            torch.set_num_threads(all_threads)
-            bumped = True
-            print(f"[{jobs[0][1]} lane] the other lane is done: {all_threads} threads from now", flush=True)
-
-    try:
-        queue.put(("ok", run_jobs(jobs, args, out, tick)))
-    except BaseException:
-        queue.put(("error", traceback.format_exc()))
-    finally:
-        mine.set()
-
-
-def run_in_lanes(jobs: list[tuple[str, str]], args: argparse.Namespace, out: Path, threads: int) -> list:
-    """The first job in one process, the others in a second, one thread each at the start; when a lane is
-    done the other takes every thread. On a 2-core CPU two single-thread processes do about 1.2x the work of
-    one two-thread process (small convolutions and SVDs scale poorly over threads), so the benchmark's total
-    is shorter; what each job computes is the same (only the thread count, hence rounding, differs)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")  # no fork of a process holding OpenMP threads
-    queue = ctx.Queue()
-    done = [ctx.Event(), ctx.Event()]
-    parts = [jobs[:1], jobs[1:]]
-    procs = [
-        ctx.Process(
-            target=_lane,
-            args=(
-                parts[i],
-                args,
-                out,
-                max(threads - 1, 1) if i == 0 else 1,
-                threads,
-                done[i],
-                done[1 - i],
-                queue,
-            ),
-        )  # fmt: skip
-        for i in (0, 1)
-    ]
-    for p in procs:
-        p.start()
-    results: dict[int, list] = {}
-    errors = []
-    for _ in procs:  # read before join: a lane blocks on a full queue until its rows are taken
-        status, payload = queue.get()
-        if status == "ok":
-            results[len(results)] = payload
-        else:
-            errors.append(payload)
-    for p in procs:
-        p.join()
-    if errors:
-        raise RuntimeError("a benchmark lane failed:\n" + "\n".join(errors))
-    order = {name: i for i, (_, name) in enumerate(jobs)}
-    rows = [r for part in results.values() for r in part]
-    return sorted(rows, key=lambda r: order[r["job"]])
 
 
 def table(rows: list[dict]) -> str:
@@ -272,7 +166,8 @@ def plot(rows: list[dict], path: Path) -> None:
     for r in rows:
         if not r["curve"]:
             continue
-        steps = [round(c["epoch"] * r["epoch_steps"]) for c in r["curve"]]
+        per_eval = r["steps"] / max(len(r["curve"]), 1)  # steps between evaluations as they ran
+        steps = [round(c["epoch"] * per_eval) for c in r["curve"]]
         for ax, key in zip(axes, ("val_iou", "val_niou", "val_fa", "val_flooded")):
             ax.plot(steps, [c.get(key) for c in r["curve"]], marker="o", label=r["method"])
             ax.set_title(key.replace("val_", "validation "))
@@ -290,20 +185,7 @@ def main() -> int:
         "--data", type=Path, default=DEFAULT_DATA, help="NUDT-SIRST folder (default: ../shared/data)"
     )
     p.add_argument("--steps", type=int, default=700, help="optimizer steps per deep model")
-    p.add_argument(
-        "--epoch-steps",
-        "--eval-every",
-        dest="epoch_steps",
-        type=int,
-        default=140,
-        help="optimizer steps per training epoch (at most the batches of one pass over the split)",
-    )
-    p.add_argument(
-        "--val-every",
-        type=int,
-        default=2,
-        help="validate every N epochs and after the last (default 2: at steps 280, 560, 700)",
-    )
+    p.add_argument("--eval-every", type=int, default=140, help="validate every N steps (<= batches per pass)")
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seed", type=int, default=42)
@@ -313,14 +195,6 @@ def main() -> int:
     p.add_argument("--classical", default="tophat,maxmedian,pstnn", help="classical methods ('' for none)")
     p.add_argument("--test-limit", type=int, default=None, help="score the first N test frames (smoke runs)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument(
-        "--lanes",
-        type=int,
-        choices=(1, 2),
-        default=2,
-        help="2 (default, CPU only): the first deep model in one process and the rest in another, one thread "
-        "each until one is done; 1: every job in turn on all threads",
-    )
     p.add_argument(
         "--no-channels-last",
         dest="channels_last",
@@ -340,7 +214,7 @@ def main() -> int:
     )
     args = p.parse_args()
     from irsam2.engine.config import parse_override  # the parser of `irsam2 train --set`
-    from irsam2.utils import UserError, pick_device
+    from irsam2.utils import UserError
 
     try:
         args.overrides = dict(parse_override(o) for o in args.overrides)
@@ -367,17 +241,13 @@ def main() -> int:
         "settings": {k: str(v) for k, v in vars(args).items()},
     }
     print(json.dumps(info, indent=2), flush=True)
-    jobs = [("deep", m) for m in args.models.split(",") if m]
-    jobs += [("classical", c) for c in args.classical.split(",") if c]
-    threads = torch.get_num_threads()
-    lanes = args.lanes if len(jobs) > 1 and threads > 1 and pick_device(args.device).type == "cpu" else 1
-    info["lanes"] = lanes
-    print(f"{len(jobs)} jobs, {threads} threads, {lanes} lane(s)", flush=True)
     t0 = time.perf_counter()
-    if lanes == 2:
-        rows = run_in_lanes(jobs, args, out, threads)
-    else:
-        rows = run_jobs(jobs, args, out, _nothing)
+    rows = []
+    for name in [m for m in args.models.split(",") if m]:
+        rows.append(train_and_test(name, args, out))
+        print(table(rows[-1:]), flush=True)
+    for name in [m for m in args.classical.split(",") if m]:
+        rows.append(classical(name, args))
     info["total_s"] = time.perf_counter() - t0
     protocol = rows[0]["metrics"]["protocol"] if rows else "?"
     text = (
@@ -388,7 +258,7 @@ def main() -> int:
         + ", checkpoint chosen on the validation split)\n\n"
         + table(rows)
         + f"\n\ncommit {info['commit']}, {info['machine']}, torch {info['torch']}, "
-        f"{info['threads']} threads in {info['lanes']} lane(s), total {info['total_s']:.0f} s\n"
+        f"{info['threads']} threads, total {info['total_s']:.0f} s\n"
     )
     print(text)
     (out / "results.md").write_text(text)
