@@ -258,7 +258,7 @@ def main() -> int:
         + ", checkpoint chosen on the validation split)\n\n"
         + table(rows)
         + f"\n\ncommit {info['commit']}, {info['machine']}, torch {info['torch']}, "
-        f"{info['threads']} threads, total {info['total_s']:.0f} s\n"
+        f"{info['threads']} thread{'s' if info['threads'] != 1 else ''}, total {info['total_s']:.0f} s\n"
     )
     print(text)
     (out / "results.md").write_text(text)

@@ -21,7 +21,8 @@ Training (:class:`TrainAugment`), in this order
        ``scale_base=256`` reproduces the release exactly on other sizes;
     4. pad bottom/right to at least ``crop_size`` in both directions;
     5. random ``crop_size`` x ``crop_size`` crop (with probability ``target_crop_p`` one that holds a target
-       pixel; 0 by default, as the spec);
+       pixel; 0 by default, as the spec); with ``whole_targets`` no crop cuts a target (its origin is
+       drawn again while the window holds part of a target's bounding box; off by default, as the spec);
     6. Gaussian blur of the image (not the mask), probability 0.5, sigma ``~ U[0, 1]`` pixels.
 
 Test (:func:`pad_to_multiple`)
@@ -107,6 +108,23 @@ class CopyPasteBank:
             mask[y : y + ch, x : x + cw] |= cm
 
 
+def target_boxes(mask: np.ndarray) -> np.ndarray:
+    """Inclusive boxes ``(y0, x0, y1, x1)`` of the 8-connected components of a boolean mask, (K, 4)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x0, y0, w, h = (stats[1:, i] for i in range(4))
+    return np.stack([y0, x0, y0 + h - 1, x0 + w - 1], axis=1).reshape(n - 1, 4)
+
+
+def cuts_a_box(boxes: np.ndarray, y: int, x: int, size: int) -> bool:
+    """Whether the ``size`` x ``size`` window at ``(y, x)`` holds part, but not all, of any box."""
+    if not len(boxes):
+        return False
+    y0, x0, y1, x1 = boxes.T
+    meets = (y0 < y + size) & (y1 >= y) & (x0 < x + size) & (x1 >= x)
+    inside = (y0 >= y) & (y1 < y + size) & (x0 >= x) & (x1 < x + size)
+    return bool(np.any(meets & ~inside))
+
+
 @dataclass
 class TrainAugment:
     """Spec section 8 training augmentation; see the module docstring for the order of the steps."""
@@ -124,8 +142,27 @@ class TrainAugment:
     # uniform crop. Crops smaller than the frame often miss the few target pixels of a frame; a share of
     # target-holding crops gives every step a positive signal (foreground oversampling, as nnU-Net does).
     target_crop_p: float = 0.0
+    # crops never cut a target: an origin whose window would hold part of a target (its 8-connected
+    # bounding box crossing the crop edge) is drawn again, up to ``WHOLE_TRIES`` times. Cut targets are what
+    # makes a blob at an image edge look like a target: ~20 % of the targets in 128 crops of NUDT-SIRST
+    # touch the crop edge, 1.3 % of its test targets touch the frame edge, and the frame edge held ~40 % of
+    # the false-alarm pixels of a network trained on cut crops (docs/results.md, issue 11, session 9).
+    whole_targets: bool = False
+
+    WHOLE_TRIES = 32  # after as many cutting draws the last one is kept (a target larger than the crop)
 
     def _crop_origin(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+        if not self.whole_targets or not mask.any():
+            return self._draw_origin(mask, rng)
+        boxes = target_boxes(mask)
+        c = self.crop_size
+        for _ in range(self.WHOLE_TRIES):
+            y, x = self._draw_origin(mask, rng)
+            if not cuts_a_box(boxes, y, x, c):
+                break
+        return y, x
+
+    def _draw_origin(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         c = self.crop_size
         hmax, wmax = mask.shape[0] - c, mask.shape[1] - c
         if self.target_crop_p > 0 and rng.random() < self.target_crop_p:

@@ -42,6 +42,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "sched.name": "warmup_cosine",
         "sched.warmup_fraction": 0.05,
         "data.target_crop_p": 0.5,  # half the crops hold a target: a positive signal in every step
+        # no crop cuts a target: cut targets at crop edges taught the network that a blob at an image edge
+        # is a target; the frame edge then held ~40 % of the false-alarm pixels (docs/results.md, issue 11,
+        # session 9)
+        "data.whole_targets": True,
         # the paper's per-target term finds the dim 1-9 px targets a short training misses, and the
         # hard-negative term charges the isolated false alarms it adds: on NUDT-SIRST at 596 steps Pd 86.8 ->
         # 91.9 (docs/results.md, issue 11, session 7)
@@ -90,6 +94,7 @@ class DataConfig:
     scale: list[float] = field(default_factory=lambda: [0.5, 2.0])  # the zoom's range U[lo, hi] (release)
     blur_p: float = 0.5  # probability of the Gaussian blur (sigma U[0, 1] px) of a training crop (release)
     target_crop_p: float = 0.0  # share of training crops placed to hold a target pixel (0: uniform crops)
+    whole_targets: bool = False  # training crops never cut a target (data.transforms.TrainAugment)
     val_fraction: float = 0.1  # validation split carved from the training split (model selection, gate)
     copy_paste: bool = False  # copy-paste of target crops (the release uses it on IRSTD-1k)
     augment: bool = True

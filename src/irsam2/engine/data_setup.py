@@ -52,6 +52,7 @@ def _augment(cfg: Config) -> Any:
             blur_p=cfg.data.blur_p,
             scale_base=cfg.data.scale_base,
             target_crop_p=cfg.data.target_crop_p,
+            whole_targets=cfg.data.whole_targets,
         )
     # no augmentation: a fixed-size crop of a frame rescaled so its long side is the crop size
     return TrainAugment(
