@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from irsam2.data.targets import components
 from irsam2.data.transforms import TrainAugment, normalise
@@ -118,6 +119,15 @@ class DeviceTrainSet:
         self.sizes = torch.tensor(self.sizes_host, dtype=torch.long).to(dev)  # (N, 2): h, w
         self.pixels = torch.from_numpy(pix).to(dev)  # (N, P, 2): y, x of target pixels, padded
         self.n_pixels = torch.tensor([len(p) for p in pixels], dtype=torch.long).to(dev)
+        # each target's bounding box (y0, x0, y1, x1), for crops that must not cut one (``whole_targets``)
+        boxes = np.zeros((n, self.k, 4), np.int64)
+        for i, la in enumerate(labels):
+            for j, sl in enumerate(ndimage.find_objects(la)):
+                if sl is not None:
+                    boxes[i, j] = (sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1)
+        self.boxes = torch.from_numpy(boxes).to(dev)  # (N, K, 4)
+        n_targets = torch.tensor([int(la.max()) for la in labels])
+        self.box_valid = (torch.arange(self.k) < n_targets[:, None]).to(dev)  # (N, K)
         self.hw = (hm, wm)
         # blur: the largest kernel radius OpenCV would use over the sigma range (float images: 8 sigma + 1)
         self.blur_r = (int(round(8 * float(aug.blur_sigma[1]) + 1)) | 1) // 2
@@ -137,8 +147,50 @@ class DeviceTrainSet:
         return g
 
     def draw(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """The uniforms of one batch ``(8, B)``: the only random draw :meth:`batch` makes."""
-        return torch.rand(_N_DRAWS, batch_size, generator=generator, device=self.device)
+        """The uniforms of one batch ``(8, B)`` (with ``whole_targets`` 4 more per extra crop candidate): the
+        only random draw :meth:`batch` makes."""
+        n = _N_DRAWS + (4 * (self.aug.WHOLE_TRIES - 1) if self.aug.whole_targets else 0)
+        return torch.rand(n, batch_size, generator=generator, device=self.device)
+
+    def _origin(self, idx, flip, nh, nw, r_tsel, r_tpick, r_oy, r_ox) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crop origins ``(B,)`` in the zoomed, padded frames: uniform, or holding a target pixel."""
+        aug, c = self.aug, self.crop
+        h, w = self.sizes[idx, 0], self.sizes[idx, 1]
+        hmax = (nh - c).clamp(min=0)
+        wmax = (nw - c).clamp(min=0)
+        oy = _uniform_int(r_oy, torch.zeros_like(hmax), hmax)
+        ox = _uniform_int(r_ox, torch.zeros_like(wmax), wmax)
+        if aug.target_crop_p > 0:
+            count = self.n_pixels[idx]
+            k = (r_tpick * count).long().clamp(max=(count - 1).clamp(min=0))
+            p = self.pixels[idx, k]  # (B, 2)
+            py, px = p[:, 0], torch.where(flip, w - 1 - p[:, 1], p[:, 1])
+            ty = torch.minimum(((py.float() + 0.5) * nh / h.float()).long(), nh - 1)
+            tx = torch.minimum(((px.float() + 0.5) * nw / w.float()).long(), nw - 1)
+            oy_t = _uniform_int(r_oy, (ty - c + 1).clamp(min=0), torch.minimum(hmax, ty))
+            ox_t = _uniform_int(r_ox, (tx - c + 1).clamp(min=0), torch.minimum(wmax, tx))
+            use = (r_tsel < aug.target_crop_p) & (count > 0)
+            oy, ox = torch.where(use, oy_t, oy), torch.where(use, ox_t, ox)
+        return oy, ox
+
+    def _cuts(self, idx, flip, nh, nw, oy: torch.Tensor, ox: torch.Tensor) -> torch.Tensor:
+        """``(R, B)``: whether the crop at ``(oy, ox)`` (``(R, B)``) holds part, not all, of a target's box.
+
+        Boxes are mapped into the zoomed frame outward (floor / ceil), so a box is never taken for smaller
+        than it is."""
+        h, w = self.sizes[idx, 0].float(), self.sizes[idx, 1].float()
+        bx = self.boxes[idx].float()  # (B, K, 4): y0, x0, y1, x1 (inclusive), source frame
+        y0, x0, y1, x1 = bx.unbind(-1)
+        wl = w[:, None] - 1
+        x0, x1 = torch.where(flip[:, None], wl - x1, x0), torch.where(flip[:, None], wl - x0, x1)
+        sy, sx = (nh.float() / h)[:, None], (nw.float() / w)[:, None]
+        y0, x0 = torch.floor(y0 * sy), torch.floor(x0 * sx)
+        y1, x1 = torch.ceil((y1 + 1) * sy) - 1, torch.ceil((x1 + 1) * sx) - 1
+        c = self.crop
+        oy, ox = oy[..., None].float(), ox[..., None].float()  # (R, B, 1)
+        meets = (y0 < oy + c) & (y1 >= oy) & (x0 < ox + c) & (x1 >= ox)
+        inside = (y0 >= oy) & (y1 < oy + c) & (x0 >= ox) & (x1 < ox + c)
+        return (meets & ~inside & self.box_valid[idx]).any(-1)
 
     # -- one batch ------------------------------------------------------------------------------------------
     def batch(self, idx: torch.Tensor, generator: torch.Generator, meta: bool = True) -> dict[str, Any]:
@@ -148,7 +200,8 @@ class DeviceTrainSet:
         via :meth:`with_meta` instead when ``idx`` lives on a GPU)."""
         aug, c, dev = self.aug, self.crop, self.device
         b = idx.shape[0]
-        r_flip, r_scale, r_tsel, r_tpick, r_oy, r_ox, r_blur, r_sigma = self.draw(b, generator)
+        draws = self.draw(b, generator)
+        r_flip, r_scale, r_tsel, r_tpick, r_oy, r_ox, r_blur, r_sigma = draws[:_N_DRAWS]
         hw = self.sizes[idx]
         h, w = hw[:, 0], hw[:, 1]
         hf, wf = h.float(), w.float()
@@ -161,21 +214,16 @@ class DeviceTrainSet:
         flip = r_flip < aug.flip_p
 
         # crop origin in the zoomed, padded frame
-        hmax = (nh - c).clamp(min=0)
-        wmax = (nw - c).clamp(min=0)
-        oy = _uniform_int(r_oy, torch.zeros_like(hmax), hmax)
-        ox = _uniform_int(r_ox, torch.zeros_like(wmax), wmax)
-        if aug.target_crop_p > 0:
-            count = self.n_pixels[idx]
-            k = (r_tpick * count).long().clamp(max=(count - 1).clamp(min=0))
-            p = self.pixels[idx, k]  # (B, 2)
-            py, px = p[:, 0], torch.where(flip, w - 1 - p[:, 1], p[:, 1])
-            ty = torch.minimum(((py.float() + 0.5) * nh / hf).long(), nh - 1)
-            tx = torch.minimum(((px.float() + 0.5) * nw / wf).long(), nw - 1)
-            oy_t = _uniform_int(r_oy, (ty - c + 1).clamp(min=0), torch.minimum(hmax, ty))
-            ox_t = _uniform_int(r_ox, (tx - c + 1).clamp(min=0), torch.minimum(wmax, tx))
-            use = (r_tsel < aug.target_crop_p) & (count > 0)
-            oy, ox = torch.where(use, oy_t, oy), torch.where(use, ox_t, ox)
+        oy, ox = self._origin(idx, flip, nh, nw, r_tsel, r_tpick, r_oy, r_ox)
+        if aug.whole_targets:
+            # the CPU pipeline draws again while the crop cuts a target; here every sample gets
+            # WHOLE_TRIES candidates at once and keeps the first that cuts none (the first if all do)
+            extra = draws[_N_DRAWS:].view(-1, 4, b)
+            cands = [(oy, ox)] + [self._origin(idx, flip, nh, nw, *r) for r in extra.unbind(0)]
+            cy, cx = torch.stack([o[0] for o in cands]), torch.stack([o[1] for o in cands])  # (R, B)
+            ok = ~self._cuts(idx, flip, nh, nw, cy, cx)
+            first = torch.argmax(ok.int(), dim=0, keepdim=True)  # argmax returns the first maximum
+            oy, ox = cy.gather(0, first)[0], cx.gather(0, first)[0]
 
         # the crop's pixels in zoomed coordinates, then in the source frame (one gather per neighbour)
         ar = torch.arange(c, device=dev)
