@@ -1,8 +1,9 @@
 """Training crops that never cut a target (``data.whole_targets``, the ``scratch`` recipe; issue 11).
 
 A target cut by a crop edge teaches the network that a blob at an image edge is a target; at test time the
-frame edge then holds false alarms (docs/results.md, issue 11, session 9). Both pipelines are checked: the
-CPU one (:class:`~irsam2.data.TrainAugment`) and the batched one (:class:`~irsam2.data.on_device.DeviceTrainSet`).
+frame edge then holds false alarms (docs/results.md, issue 11, session 9). Both pipelines are checked:
+the CPU one (:class:`~irsam2.data.TrainAugment`) and the batched one
+(:class:`~irsam2.data.on_device.DeviceTrainSet`).
 """
 
 from __future__ import annotations
