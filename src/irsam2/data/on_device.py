@@ -152,7 +152,17 @@ class DeviceTrainSet:
         n = _N_DRAWS + (4 * (self.aug.WHOLE_TRIES - 1) if self.aug.whole_targets else 0)
         return torch.rand(n, batch_size, generator=generator, device=self.device)
 
-    def _origin(self, idx, flip, nh, nw, r_tsel, r_tpick, r_oy, r_ox) -> tuple[torch.Tensor, torch.Tensor]:
+    def _origin(
+        self,
+        idx: torch.Tensor,
+        flip: torch.Tensor,
+        nh: torch.Tensor,
+        nw: torch.Tensor,
+        r_tsel: torch.Tensor,
+        r_tpick: torch.Tensor,
+        r_oy: torch.Tensor,
+        r_ox: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop origins ``(B,)`` in the zoomed, padded frames: uniform, or holding a target pixel."""
         aug, c = self.aug, self.crop
         h, w = self.sizes[idx, 0], self.sizes[idx, 1]
@@ -173,7 +183,15 @@ class DeviceTrainSet:
             oy, ox = torch.where(use, oy_t, oy), torch.where(use, ox_t, ox)
         return oy, ox
 
-    def _cuts(self, idx, flip, nh, nw, oy: torch.Tensor, ox: torch.Tensor) -> torch.Tensor:
+    def _cuts(
+        self,
+        idx: torch.Tensor,
+        flip: torch.Tensor,
+        nh: torch.Tensor,
+        nw: torch.Tensor,
+        oy: torch.Tensor,
+        ox: torch.Tensor,
+    ) -> torch.Tensor:
         """``(R, B)``: whether the crop at ``(oy, ox)`` (``(R, B)``) holds part, not all, of a target's box.
 
         Boxes are mapped into the zoomed frame outward (floor / ceil), so a box is never taken for smaller
