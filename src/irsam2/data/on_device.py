@@ -53,10 +53,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from irsam2.data.targets import components
-from irsam2.data.transforms import TrainAugment, normalise
+from irsam2.data.transforms import TrainAugment, boxes_from_stats, normalise, window_cuts
 from irsam2.utils import UserError
 
 CONTRAST_MARGIN = 3  # as compute_targets(..., margin=3) in FrameDataset
@@ -86,7 +85,7 @@ class DeviceTrainSet:
         if n < 1:
             raise UserError("data.on_device: the training split is empty")
         norm = dataset.norm
-        frames, labels, pixels, self.stems, self.paths = [], [], [], [], []
+        frames, labels, boxes_list, pixels, self.stems, self.paths = [], [], [], [], [], []
         for i in range(n):
             frame, mask, stem, path = dataset.load(i)
             if frame.ndim != 2 or frame.shape != mask.shape:
@@ -94,8 +93,9 @@ class DeviceTrainSet:
                     f"data.on_device: {path}: frame {frame.shape} and mask {mask.shape} differ or are not 2-D"
                 )
             frames.append(normalise(frame, norm).astype(np.float32))
-            _, lab, _, _ = components(mask)
+            _, lab, stats, _ = components(mask)
             labels.append(lab)
+            boxes_list.append(boxes_from_stats(stats))  # label j + 1 is row j
             pixels.append(np.stack(np.nonzero(mask), axis=1))
             self.stems.append(stem)
             self.paths.append(path)
@@ -121,12 +121,10 @@ class DeviceTrainSet:
         self.n_pixels = torch.tensor([len(p) for p in pixels], dtype=torch.long).to(dev)
         # each target's bounding box (y0, x0, y1, x1), for crops that must not cut one (``whole_targets``)
         boxes = np.zeros((n, self.k, 4), np.int64)
-        for i, la in enumerate(labels):
-            for j, sl in enumerate(ndimage.find_objects(la)):
-                if sl is not None:
-                    boxes[i, j] = (sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1)
+        for i, bx in enumerate(boxes_list):
+            boxes[i, : len(bx)] = bx
         self.boxes = torch.from_numpy(boxes).to(dev)  # (N, K, 4)
-        n_targets = torch.tensor([int(la.max()) for la in labels])
+        n_targets = torch.tensor([len(bx) for bx in boxes_list])
         self.box_valid = (torch.arange(self.k) < n_targets[:, None]).to(dev)  # (N, K)
         self.hw = (hm, wm)
         # blur: the largest kernel radius OpenCV would use over the sigma range (float images: 8 sigma + 1)
@@ -204,11 +202,9 @@ class DeviceTrainSet:
         sy, sx = (nh.float() / h)[:, None], (nw.float() / w)[:, None]
         y0, x0 = torch.floor(y0 * sy), torch.floor(x0 * sx)
         y1, x1 = torch.ceil((y1 + 1) * sy) - 1, torch.ceil((x1 + 1) * sx) - 1
-        c = self.crop
         oy, ox = oy[..., None].float(), ox[..., None].float()  # (R, B, 1)
-        meets = (y0 < oy + c) & (y1 >= oy) & (x0 < ox + c) & (x1 >= ox)
-        inside = (y0 >= oy) & (y1 < oy + c) & (x0 >= ox) & (x1 < ox + c)
-        return (meets & ~inside & self.box_valid[idx]).any(-1)
+        cut = window_cuts(y0, x0, y1, x1, oy, ox, self.crop)  # (R, B, K)
+        return (cut & self.box_valid[idx]).any(-1)
 
     # -- one batch ------------------------------------------------------------------------------------------
     def batch(self, idx: torch.Tensor, generator: torch.Generator, meta: bool = True) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -108,21 +109,30 @@ class CopyPasteBank:
             mask[y : y + ch, x : x + cw] |= cm
 
 
+def boxes_from_stats(stats: np.ndarray) -> np.ndarray:
+    """Inclusive boxes ``(y0, x0, y1, x1)``, (K, 4), from the component ``stats`` of :func:`components`."""
+    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    y1 = y0 + stats[:, cv2.CC_STAT_HEIGHT] - 1
+    x1 = x0 + stats[:, cv2.CC_STAT_WIDTH] - 1
+    return np.stack([y0, x0, y1, x1], axis=1).reshape(-1, 4)
+
+
 def target_boxes(mask: np.ndarray) -> np.ndarray:
     """Inclusive boxes ``(y0, x0, y1, x1)`` of the 8-connected components of a boolean mask, (K, 4)."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    x0, y0, w, h = (stats[1:, i] for i in range(4))
-    return np.stack([y0, x0, y0 + h - 1, x0 + w - 1], axis=1).reshape(n - 1, 4)
+    return boxes_from_stats(components(mask)[2])
+
+
+def window_cuts(y0: Any, x0: Any, y1: Any, x1: Any, y: Any, x: Any, size: int) -> Any:
+    """Elementwise: whether the ``size`` x ``size`` window at ``(y, x)`` holds part, but not all, of the box
+    ``(y0, x0, y1, x1)`` (inclusive); NumPy arrays or torch tensors, broadcast."""
+    meets = (y0 < y + size) & (y1 >= y) & (x0 < x + size) & (x1 >= x)
+    inside = (y0 >= y) & (y1 < y + size) & (x0 >= x) & (x1 < x + size)
+    return meets & ~inside
 
 
 def cuts_a_box(boxes: np.ndarray, y: int, x: int, size: int) -> bool:
     """Whether the ``size`` x ``size`` window at ``(y, x)`` holds part, but not all, of any box."""
-    if not len(boxes):
-        return False
-    y0, x0, y1, x1 = boxes.T
-    meets = (y0 < y + size) & (y1 >= y) & (x0 < x + size) & (x1 >= x)
-    inside = (y0 >= y) & (y1 < y + size) & (x0 >= x) & (x1 < x + size)
-    return bool(np.any(meets & ~inside))
+    return bool(len(boxes)) and bool(np.any(window_cuts(*boxes.T, y, x, size)))
 
 
 @dataclass
