@@ -184,8 +184,8 @@ def main() -> int:
     p.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="NUDT-SIRST folder (default: ../shared/data)"
     )
-    p.add_argument("--steps", type=int, default=480, help="optimizer steps per deep model")
-    p.add_argument("--eval-every", type=int, default=120, help="validate every N steps (<= batches per pass)")
+    p.add_argument("--steps", type=int, default=560, help="optimizer steps per deep model")
+    p.add_argument("--eval-every", type=int, default=140, help="validate every N steps (<= batches per pass)")
     p.add_argument("--crop", type=int, default=128, help="training crop size (multiple of 32)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seed", type=int, default=42)
