@@ -161,7 +161,8 @@ class DeviceTrainSet:
         r_oy: torch.Tensor,
         r_ox: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Crop origins ``(B,)`` in the zoomed, padded frames: uniform, or holding a target pixel."""
+        """Crop origins in the zoomed, padded frames: uniform, or holding a target pixel. The draws are
+        ``(B,)``, or ``(R, B)`` for R candidates per sample (the per-sample tensors broadcast)."""
         aug, c = self.aug, self.crop
         h, w = self.sizes[idx, 0], self.sizes[idx, 1]
         hmax = (nh - c).clamp(min=0)
@@ -171,8 +172,8 @@ class DeviceTrainSet:
         if aug.target_crop_p > 0:
             count = self.n_pixels[idx]
             k = (r_tpick * count).long().clamp(max=(count - 1).clamp(min=0))
-            p = self.pixels[idx, k]  # (B, 2)
-            py, px = p[:, 0], torch.where(flip, w - 1 - p[:, 1], p[:, 1])
+            p = self.pixels[idx, k]  # (..., B, 2)
+            py, px = p[..., 0], torch.where(flip, w - 1 - p[..., 1], p[..., 1])
             ty = torch.minimum(((py.float() + 0.5) * nh / h.float()).long(), nh - 1)
             tx = torch.minimum(((px.float() + 0.5) * nw / w.float()).long(), nw - 1)
             oy_t = _uniform_int(r_oy, (ty - c + 1).clamp(min=0), torch.minimum(hmax, ty))
@@ -228,16 +229,18 @@ class DeviceTrainSet:
         flip = r_flip < aug.flip_p
 
         # crop origin in the zoomed, padded frame
-        oy, ox = self._origin(idx, flip, nh, nw, r_tsel, r_tpick, r_oy, r_ox)
         if aug.whole_targets:
             # the CPU pipeline draws again while the crop cuts a target; here every sample gets
-            # WHOLE_TRIES candidates at once and keeps the first that cuts none (the first if all do)
-            extra = draws[_N_DRAWS:].view(-1, 4, b)
-            cands = [(oy, ox)] + [self._origin(idx, flip, nh, nw, *r) for r in extra.unbind(0)]
-            cy, cx = torch.stack([o[0] for o in cands]), torch.stack([o[1] for o in cands])  # (R, B)
+            # WHOLE_TRIES candidates at once, in one call, and keeps the first that cuts none (the first if
+            # all do)
+            first_draw = torch.stack([r_tsel, r_tpick, r_oy, r_ox])[None]
+            r = torch.cat([first_draw, draws[_N_DRAWS:].view(-1, 4, b)]).unbind(1)  # 4 x (R, B)
+            cy, cx = self._origin(idx, flip, nh, nw, *r)  # (R, B)
             ok = ~self._cuts(idx, flip, nh, nw, cy, cx)
             first = torch.argmax(ok.int(), dim=0, keepdim=True)  # argmax returns the first maximum
             oy, ox = cy.gather(0, first)[0], cx.gather(0, first)[0]
+        else:
+            oy, ox = self._origin(idx, flip, nh, nw, r_tsel, r_tpick, r_oy, r_ox)
 
         # the crop's pixels in zoomed coordinates, then in the source frame (one gather per neighbour)
         ar = torch.arange(c, device=dev)
