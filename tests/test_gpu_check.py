@@ -1,0 +1,67 @@
+"""``benchmarks/gpu_check.py`` end to end on the CPU at smoke size (issue 12): the one prepared GPU script
+must not rot between the sessions that get a GPU. Synthetic scenes, so no data is needed; the sync-free step
+test it runs is tests/test_engine_step.py itself, and the compiled rows are tests/test_compile.py's paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "gpu_check.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), "--cpu-smoke", "--synthetic", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+
+
+def test_speed_run_and_inference_sections(tmp_path: Path) -> None:
+    out = tmp_path / "check"
+    r = _run("--skip", "sync", "--train-rows", "loader,on-device", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "gpu_check.json").read_text())
+    assert res["mode"] == "cpu-smoke" and res["args"]["data"] is None
+    rows = {t["row"]: t for t in res["train_speed"]}
+    assert set(rows) == {"loader", "on-device"}
+    assert rows["on-device"]["on_device"] and not rows["loader"]["on_device"]
+    for t in rows.values():
+        assert t["images_per_s"] > 0 and t["first_step_s"] > 0
+        assert set(t["profile"]) == {"data", "forward", "loss", "backward", "optimizer"}
+        assert abs(sum(t["profile"].values()) - 100.0) < 1e-6 and t["profile"]["backward"] > 0
+    run = res["short_run"]
+    assert run["row"] in rows and run["test"] == "synthetic test scenes" and run["head_enabled"]
+    assert 0.0 <= run["iou"] <= 100.0 and Path(run["checkpoint"]).is_file()
+    inf = res["inference"]
+    assert inf["weights"] == "trained weights (section 4)"
+    assert {(s["variant"], s["batch"]) for s in inf["speeds"]} == {
+        (v, b) for v in ("fp32 eager", "bf16 eager") for b in (1, 2)
+    }
+    (parity,) = inf["parity"]
+    assert parity["variant"] == "bf16 eager" and parity["frames"] == 4
+    assert "short run" in r.stdout and "train on-device" in r.stdout  # the summary table
+    # a second check into the same folder would overwrite the first one's results: refused
+    again = _run("--skip", "sync", "--skip", "train", "--skip", "run", "--skip", "infer", "--out", str(out))
+    assert again.returncode != 0 and "earlier check" in again.stderr
+
+
+def test_full_recipe_section(tmp_path: Path) -> None:
+    out = tmp_path / "recipe"
+    r = _run("--full-recipe", "--epochs", "2", "--full-steps", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "gpu_check.json").read_text())
+    assert set(res) >= {"full_recipe", "env", "total_s"} and "train_speed" not in res
+    fr = res["full_recipe"]
+    assert (fr["status"], fr["epochs_done"], fr["epochs_planned"]) == ("completed", 2, 2)
+    assert fr["row"] == "on-device" and fr["best_val_iou"] is not None
+    # the scratch recipe reached the run
+    cfg = (out / "full_recipe" / "config.yaml").read_text()
+    assert "name: bce_iou" in cfg and "on_device: true" in cfg
+    assert "full recipe" in r.stdout and "completed: 2 of 2 epochs" in r.stdout
+
+
+def test_unknown_training_row_is_a_clear_error(tmp_path: Path) -> None:
+    r = _run("--train-rows", "loader,gpu-magic", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "--train-rows: unknown ['gpu-magic']" in r.stderr
