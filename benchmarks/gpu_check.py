@@ -388,6 +388,10 @@ def full_recipe(a: argparse.Namespace, data: Path | None, out: Path) -> dict[str
         "train.time_budget_s": a.budget_s,
         "train.last_every": a.val_every,
         "data.workers": a.workers,
+        # the preset's batch 12, 256 x 256 crops and 10 % validation on a GPU; the smoke's sizes on a CPU
+        "train.batch_size": a.batch,
+        "data.crop_size": a.size,
+        "data.val_fraction": a.val_fraction,
         **{k: v for k, v in TRAIN_ROWS[a.recipe_row].items() if k != "train.compile"},
     }
     if TRAIN_ROWS[a.recipe_row]["train.compile"]:
@@ -396,7 +400,6 @@ def full_recipe(a: argparse.Namespace, data: Path | None, out: Path) -> dict[str
         o |= {"data.root": str(data), "data.dataset": "nudt"}
     else:
         o |= {"data.synthetic.size": a.size, "data.synthetic.num_images": max(4 * a.batch, 16)}
-        o |= {"train.batch_size": a.batch, "data.crop_size": a.size}
     if a.full_steps:
         o["train.max_steps_per_epoch"] = a.full_steps
     t0 = time.perf_counter()
