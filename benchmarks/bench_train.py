@@ -1,6 +1,9 @@
 """Training throughput of the engine (issue 6, "Speed"): images per second at 256x256, batch 12, with the time
 of one optimizer step split into data, forward, loss, backward and optimizer.
 
+Also prints the aten ops one step dispatches, per part (each one kernel launch or more on a GPU in eager
+mode): at tiny sizes (``--size 32 --batch 1``) the step's time is then mostly the host's dispatch overhead.
+
 Runs the engine's own set-up (``irsam2.engine.trainer.Trainer``: model, CSA loss, Adan, autocast on CUDA) on
 in-memory synthetic scenes, on the CPU and on CUDA when present. Usage:
 
@@ -20,6 +23,7 @@ import time
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from irsam2.engine.config import load_config
 from irsam2.engine.trainer import Trainer, _to_device
@@ -28,6 +32,27 @@ from irsam2.engine.trainer import Trainer, _to_device
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class _OpCount(TorchDispatchMode):
+    """Counts the aten ops dispatched in a region, views and other metadata-only ops left out: on a GPU each
+    counted op is (at least) one kernel launch, so the count bounds what launch overhead can cost an eager
+    step. The count does not depend on the input size."""
+
+    _NO_KERNEL = frozenset(
+        "view _unsafe_view expand permute transpose t unsqueeze squeeze slice select as_strided alias detach "
+        "_reshape_alias reshape split split_with_sizes unbind chunk narrow view_as_real view_as_complex "
+        "unfold diagonal lift_fresh _record_function_enter_new _record_function_exit".split()
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func._overloadpacket.__name__ not in self._NO_KERNEL:
+            self.n += 1
+        return func(*args, **(kwargs or {}))
 
 
 def bench(device: str, steps: int, warmup: int, batch: int, size: int, amp: str, channels_last: bool) -> dict:
@@ -90,6 +115,23 @@ def bench(device: str, steps: int, warmup: int, batch: int, size: int, amp: str,
                     parts[k] += z - a
                 parts["backward"] += t4 - t3
                 parts["optimizer"] += t5 - t4
+        # one more step, untimed, with the ops of each part counted
+        ops = {}
+        b = _to_device(next(iter(t._epoch_loader(epoch + 1, 0))), dev, channels_last)
+        with _OpCount() as c, t._autocast():
+            outputs = t.model(b["image"])
+        ops["forward"] = c.n
+        with _OpCount() as c:
+            loss = t.loss_fn(outputs, b, flags)
+        ops["loss"] = c.n
+        with _OpCount() as c:
+            t.scaler.scale(loss).backward()
+        ops["backward"] = c.n
+        with _OpCount() as c:
+            t.scaler.step(t.optimizer)
+            t.scaler.update()
+            t.optimizer.zero_grad(set_to_none=True)
+        ops["optimizer"] = c.n
         total = sum(parts.values())
         res: dict[str, Any] = {
             "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
@@ -103,6 +145,7 @@ def bench(device: str, steps: int, warmup: int, batch: int, size: int, amp: str,
             "step_s": total / steps,
             "split_s": {k: v / steps for k, v in parts.items()},
             "split_pct": {k: 100.0 * v / total for k, v in parts.items()},
+            "ops_per_step": ops,
         }
         if dev.type == "cuda":
             res["peak_mem_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
@@ -146,6 +189,11 @@ def main() -> None:
                 f"{r['device']} amp={r['amp']} channels_last={r['channels_last']} batch {r['batch']} "
                 f"{r['size']}x{r['size']}: {r['images_per_s']:.2f} images/s, {r['step_s']:.3f} s/step "
                 f"[{split}]" + (f", peak {r['peak_mem_gib']:.1f} GiB" if "peak_mem_gib" in r else "")
+            )
+            ops = r["ops_per_step"]
+            print(
+                f"  aten ops dispatched per step (kernel launches on a GPU, eager): {sum(ops.values())} "
+                f"[{', '.join(f'{k} {v}' for k, v in ops.items())}]"
             )
     print(json.dumps(results, indent=1) if a.json else "")
 

@@ -58,3 +58,37 @@ def test_cuda_graph_runner_matches_eager() -> None:
     ref = make_runner(model, x)()[0].clone()
     out = make_runner(model, x, cuda_graphs=True)()[0]
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_train_compile_loss_matches_eager(tmp_path: Path) -> None:
+    """Forward and loss compiled as one function (train.compile_loss) on device batches (fixed shapes): the
+    same losses as eager, from one graph over two epochs."""
+    from torch._dynamo.utils import counters
+
+    extra = {"train.epochs": 2, "data.on_device": True, "loss.schedule": False}
+    eager = train("synthetic", overrides=tiny(tmp_path / "eager", **extra))
+    torch._dynamo.reset()
+    counters.clear()
+    over = tiny(tmp_path / "compiled", **extra, **{"train.compile": True, "train.compile_loss": True})
+    over["train.compile_backend"] = "aot_eager"
+    compiled = train("synthetic", overrides=over)
+    assert compiled.status == "completed" and compiled.first_step_s is not None
+    assert len(compiled.step_losses) == len(eager.step_losses) == 4
+    assert compiled.step_losses == pytest.approx(eager.step_losses, rel=1e-4, abs=1e-5)
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"train.compile_loss": True, "data.on_device": True},
+        {"train.compile_loss": True, "train.compile": True},
+    ],
+    ids=["without-compile", "loader-batches"],
+)
+def test_compile_loss_needs_compile_and_device_batches(extra: dict) -> None:
+    from irsam2.engine.config import load_config
+    from irsam2.utils import UserError
+
+    with pytest.raises(UserError, match="train.compile_loss"):
+        load_config("synthetic", extra)

@@ -7,9 +7,13 @@ on the device, accumulated in a :class:`LossMeter` that the trainer reads every 
 have taken a few more steps on a diverged model; the trainer reads before every checkpoint, so a diverged
 model is never saved (the last good ``last.pt`` / ``best.pt`` stay as they were).
 
-``compile=True`` wraps the model's forward in ``torch.compile`` (the loss and optimizer stay eager: the loss's
-per-target shapes change from batch to batch). The trainer reports the first step's wall time, which includes
-the compilation.
+``compile=True`` wraps the model's forward in ``torch.compile`` (:func:`compile_forward`); the loss and the
+optimizer stay eager. :func:`compile_forward_loss` compiles forward and loss as one function instead: one
+graph, and AOTAutograd's backward for both, so the loss's few hundred small ops (a kernel launch each on a
+GPU) fuse too. It needs batches of fixed shape (``data.on_device``: a fixed number of target slots per
+image): from the DataLoader the number of targets changes per batch, and the loss's per-target random draw
+does not trace with a symbolic length. The trainer reports the first step's wall time, which includes the
+compilation.
 
 Batches come in through :func:`to_device` (outside the step: pinned host memory, ``non_blocking`` copies);
 the per-target tensors of the collated batch have a data-dependent length, which is fine for eager kernels
@@ -48,6 +52,27 @@ def compile_forward(
     return torch.compile(model, mode=mode, backend=backend)
 
 
+def compile_forward_loss(
+    model: nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    mode: str | None = None,
+    backend: str = "inductor",
+) -> Callable[[torch.Tensor, dict[str, torch.Tensor], Any], torch.Tensor]:
+    """``torch.compile`` of ``loss_fn(model(image), batch, flags)``, the forward under ``autocast()``.
+
+    ``batch`` holds the batch's tensors only: its file names change every batch and would fail dynamo's
+    guards (a recompilation per step). ``flags`` (the loss schedule's switches) is guarded on: a change of
+    the schedule, once per run, recompiles."""
+
+    def forward_loss(image: torch.Tensor, batch: dict[str, torch.Tensor], flags: Any) -> torch.Tensor:
+        with autocast():
+            outputs = model(image)
+        return loss_fn(outputs, batch, flags)
+
+    return torch.compile(forward_loss, mode=mode, backend=backend)
+
+
 @dataclass
 class LossMeter:
     """Per-step losses kept on the device; :meth:`read` returns them as floats with one host sync."""
@@ -80,7 +105,8 @@ class TrainStep:
     ``torch.amp.GradScaler`` (fp16; disabled otherwise; an enabled scaler checks for inf gradients on the host
     in ``step``, the one sync this class cannot avoid, so prefer bf16). ``no_sync``: the DDP context that
     skips the gradient all-reduce on all but the last micro-batch. ``forward``: what to call instead of
-    ``model`` (its :func:`compile_forward` form).
+    ``model`` (its :func:`compile_forward` form). ``forward_loss``: forward and loss in one call (the
+    :func:`compile_forward_loss` form), used instead of both when given.
     """
 
     def __init__(
@@ -96,6 +122,7 @@ class TrainStep:
         grad_clip: float | None = None,
         no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
         forward: Callable[[torch.Tensor], Any] | None = None,
+        forward_loss: Callable[[torch.Tensor, dict[str, torch.Tensor], Any], torch.Tensor] | None = None,
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
@@ -109,6 +136,7 @@ class TrainStep:
         self.no_sync = no_sync
         # the forward actually called: the model, or its compiled form (compile_forward), built once per run
         self.forward: Callable[[torch.Tensor], Any] = forward if forward is not None else model
+        self.forward_loss = forward_loss
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -124,9 +152,13 @@ class TrainStep:
         if self.no_sync is not None and not last:
             sync = self.no_sync()
         with sync:
-            with self.autocast():
-                outputs = self.forward(batch["image"])
-            loss = self.loss_fn(outputs, batch, flags)
+            if self.forward_loss is not None:
+                tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+                loss = self.forward_loss(batch["image"], tensors, flags)
+            else:
+                with self.autocast():
+                    outputs = self.forward(batch["image"])
+                loss = self.loss_fn(outputs, batch, flags)
             self.scaler.scale(loss / self.accum).backward()
         return loss.detach()
 
@@ -152,4 +184,4 @@ class TrainStep:
         return total
 
 
-__all__ = ["LossMeter", "TrainStep", "compile_forward", "to_device"]
+__all__ = ["LossMeter", "TrainStep", "compile_forward", "compile_forward_loss", "to_device"]

@@ -45,7 +45,7 @@ from irsam2.engine.config import Config, LossConfig, config_from_dict, load_conf
 from irsam2.engine.data_setup import TrainSource, build_train_source, derive_seed
 from irsam2.engine.ema import ModelEma
 from irsam2.engine.run_dir import RUN_FILES, RunDir, check_output
-from irsam2.engine.step import LossMeter, TrainStep, compile_forward, to_device
+from irsam2.engine.step import LossMeter, TrainStep, compile_forward, compile_forward_loss, to_device
 from irsam2.utils import UserError, logger, progress
 
 CKPT_LAST = "last.pt"
@@ -298,6 +298,7 @@ class Trainer:
         self._writer: Any = None
         self._val_time = 0.0
         self._forward: Any = None  # the compiled forward (train.compile), built once
+        self._forward_loss: Any = None  # forward and loss compiled together (train.compile_loss), built once
         self.first_step_s: float | None = None  # wall time of this process's first step (compile included)
         self.warnings: list[str] = []  # run-level warnings, also written to <out>/warnings.txt
 
@@ -332,8 +333,13 @@ class Trainer:
             self._build_data()
             self._build_sched()
             self._build_loss()
-            if cfg.train.compile:
-                self._forward = compile_forward(self.model, cfg.train.compile_mode, cfg.train.compile_backend)
+            tc = cfg.train
+            if tc.compile and tc.compile_loss:  # the loss as set up here joins the model's graph
+                self._forward_loss = compile_forward_loss(
+                    self.model, self.loss_fn, self._autocast, tc.compile_mode, tc.compile_backend
+                )
+            elif tc.compile:
+                self._forward = compile_forward(self.model, tc.compile_mode, tc.compile_backend)
             # the average starts from the initial weights; a resume restores it below
             self.ema = ModelEma(self.model_core, cfg.train.ema) if cfg.train.ema > 0 else None
             if self._resume_ckpt is not None:
@@ -671,6 +677,7 @@ class Trainer:
             grad_clip=self.cfg.optim.grad_clip,
             no_sync=no_sync,
             forward=self._forward,
+            forward_loss=self._forward_loss,
         )
 
     def _autocast(self) -> contextlib.AbstractContextManager:
