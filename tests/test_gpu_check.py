@@ -20,19 +20,24 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_speed_run_and_inference_sections(tmp_path: Path) -> None:
     out = tmp_path / "check"
-    r = _run("--skip", "sync", "--train-rows", "loader,on-device", "--out", str(out))
+    r = _run("--skip", "sync", "--train-rows", "on-device,on-device+compile-loss", "--out", str(out))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out / "gpu_check.json").read_text())
     assert res["mode"] == "cpu-smoke" and res["args"]["data"] is None
     rows = {t["row"]: t for t in res["train_speed"]}
-    assert set(rows) == {"loader", "on-device"}
-    assert rows["on-device"]["on_device"] and not rows["loader"]["on_device"]
-    for t in rows.values():
+    assert set(rows) == {"on-device", "on-device+compile-loss"}
+    assert all(t["on_device"] for t in rows.values())
+    assert rows["on-device+compile-loss"]["compile"] and not rows["on-device"]["compile"]
+    parts = {
+        "on-device": {"data", "forward", "loss", "backward", "optimizer"},
+        "on-device+compile-loss": {"data", "forward+loss", "backward", "optimizer"},  # one compiled call
+    }
+    for name, t in rows.items():
         assert t["images_per_s"] > 0 and t["first_step_s"] > 0
-        assert set(t["profile"]) == {"data", "forward", "loss", "backward", "optimizer"}
+        assert set(t["profile"]) == parts[name]
         assert abs(sum(t["profile"].values()) - 100.0) < 1e-6 and t["profile"]["backward"] > 0
-    run = res["short_run"]
-    assert run["row"] in rows and run["test"] == "synthetic test scenes" and run["head_enabled"]
+    run = res["short_run"]  # the faster eager row: the only one here
+    assert run["row"] == "on-device" and run["test"] == "synthetic test scenes" and run["head_enabled"]
     assert 0.0 <= run["iou"] <= 100.0 and Path(run["checkpoint"]).is_file()
     inf = res["inference"]
     assert inf["weights"] == "trained weights (section 4)"
@@ -65,3 +70,26 @@ def test_full_recipe_section(tmp_path: Path) -> None:
 def test_unknown_training_row_is_a_clear_error(tmp_path: Path) -> None:
     r = _run("--train-rows", "loader,gpu-magic", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "--train-rows: unknown ['gpu-magic']" in r.stderr
+
+
+def test_a_failing_part_is_reported_and_the_check_goes_on() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+
+    def boom() -> dict:
+        raise RuntimeError("inductor: no kernel for this op\nlong traceback ...")
+
+    r = gc._guarded("on-device+compile-loss", boom)
+    assert r == {"error": "RuntimeError: inductor: no kernel for this op"}
+    res = {
+        "mode": "gpu",
+        "env": {"gpu": "H200", "torch": "x"},
+        "args": {"batch": 12, "size": 256},
+        "train_speed": [{"row": "on-device+compile-loss"} | r],
+        "total_s": 1.0,
+    }
+    assert "train on-device+compile-loss | FAILED: RuntimeError: inductor" in gc.summary(res)
