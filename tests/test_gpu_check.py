@@ -93,3 +93,14 @@ def test_a_failing_part_is_reported_and_the_check_goes_on() -> None:
         "total_s": 1.0,
     }
     assert "train on-device+compile-loss | FAILED: RuntimeError: inductor" in gc.summary(res)
+
+
+def test_parts_past_the_deadline_are_not_started_and_the_table_still_prints(tmp_path: Path) -> None:
+    out = tmp_path / "late"
+    r = _run("--skip", "sync", "--train-rows", "loader", "--deadline-s", "1e-9", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "gpu_check.json").read_text())
+    (row,) = res["train_speed"]
+    for part in (row, res["short_run"], res["inference"]):
+        assert part["error"].startswith("not started:") and "--deadline-s" in part["error"]
+    assert "train loader | not started:" in r.stdout and "total time" in r.stdout
