@@ -37,7 +37,7 @@ def _sync(device: torch.device) -> None:
 class _OpCount(TorchDispatchMode):
     """Counts the aten ops dispatched in a region, views and other metadata-only ops left out: on a GPU each
     counted op is (at least) one kernel launch, so the count bounds what launch overhead can cost an eager
-    step. The count does not depend on the input size."""
+    step. The count barely depends on the input size (a few padding ops come and go)."""
 
     _NO_KERNEL = frozenset(
         "view _unsafe_view expand permute transpose t unsqueeze squeeze slice select as_strided alias detach "
