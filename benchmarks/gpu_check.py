@@ -553,6 +553,13 @@ def _err(msg: str) -> str:
     return msg if msg.startswith("not started") else f"FAILED: {msg}"
 
 
+def _test_line(m: dict[str, Any]) -> str:
+    return (
+        f"{m['test']} ({m['test_frames']} frames): IoU {m['iou']:.2f} nIoU {m['niou']:.2f} Pd {m['pd']:.2f} "
+        f"Fa {m['fa']:.2f}"
+    )
+
+
 def summary(res: dict[str, Any]) -> str:
     rows: list[tuple[str, str]] = []
     env = res.get("env", {})
@@ -586,9 +593,7 @@ def summary(res: dict[str, Any]) -> str:
         rows.append(
             (
                 "short run",
-                f"{run['steps']} steps ({run['row']}) in {run['train_s']:.0f} s; {run['test']} "
-                f"({run['test_frames']} frames) IoU {run['iou']:.2f} nIoU {run['niou']:.2f} "
-                f"Pd {run['pd']:.2f} Fa {run['fa']:.2f}",
+                f"{run['steps']} steps ({run['row']}) in {run['train_s']:.0f} s; {_test_line(run)}",
             )
         )
     fr = res.get("full_recipe")
@@ -605,8 +610,7 @@ def summary(res: dict[str, Any]) -> str:
         rows.append(
             (
                 "  test",
-                f"{fr['test']} ({fr['test_frames']} frames): IoU {fr['iou']:.2f} nIoU {fr['niou']:.2f} "
-                f"Pd {fr['pd']:.2f} Fa {fr['fa']:.2f}; best validation IoU {fr['best_val_iou']}",
+                f"{_test_line(fr)}; best validation IoU {fr['best_val_iou']}",
             )
         )
     inf = res.get("inference")
