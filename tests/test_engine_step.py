@@ -127,6 +127,20 @@ def test_a_scratch_recipe_step_has_no_host_sync_on_cpu() -> None:
     _run_sync_free_step("cpu", 20.0, recipe="scratch")
 
 
+def test_a_compiled_forward_and_loss_step_has_no_host_sync_on_cpu() -> None:
+    """train.compile_loss's step: the compiled graph (aot_eager: the same aten graph inductor would get,
+    dispatched op by op) runs under the checker after its first call compiled it."""
+    from irsam2.engine.step import compile_forward_loss
+
+    step, model = _step("cpu", 20.0)
+    step.forward_loss = compile_forward_loss(model, step.loss_fn, step.autocast, backend="aot_eager")
+    batch = to_device(_batch(), torch.device("cpu"))
+    step([batch], ALL_ON)  # compiles
+    with no_host_sync("cpu") as mode:
+        loss = step([batch], ALL_ON)
+    assert mode.seen > 500 and loss.shape == ()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (set_sync_debug_mode is CUDA's)")
 def test_one_training_step_has_no_host_sync_on_cuda() -> None:
     _run_sync_free_step("cuda", 20.0)
