@@ -128,23 +128,49 @@ def prepare() -> int:
     return 0
 
 
+SITE = Path(tempfile.gettempdir()) / "irsam2-site"  # where the carried wheels go on the GPU machine
+
+
+def _on_path(folder: Path) -> None:
+    """``folder`` importable here and in the subprocesses this script starts (the sync-free step test)."""
+    sys.path.insert(0, str(folder))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    importlib.invalidate_caches()
+
+
 def install() -> dict[str, Any]:
-    """Install the missing requirements from .whl/ (no index) and this package (no deps, no isolation)."""
+    """Install the missing requirements from .whl/ (no index) and this package (no deps, no isolation).
+
+    The wheels go to a folder of their own put on the path (the device README's recipe: the image's
+    environment is left as it is). The package is installed editable as ``make test`` does; where the image's
+    setuptools cannot build it (pyproject asks for >= 77, for its SPDX license field), its pure-Python source
+    folder goes on the path instead, and the table says so."""
     missing = [dist for mod, dist in NEEDED.items() if importlib.util.find_spec(mod) is None]
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-build-isolation"]
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-cache-dir"]
     t0 = time.perf_counter()
     if missing:
         wheels = sorted(WHEELS.glob("*.whl")) if WHEELS.is_dir() else []
         if not wheels:
             raise SystemExit(f"missing packages {missing} and no wheels in {WHEELS} (run --prepare first)")
-        subprocess.run([*pip, *map(str, wheels)], check=True)
+        subprocess.run(
+            [*pip, "--no-compile", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True
+        )
+        _on_path(SITE)
     # the package itself, as `make test` does (editable), without touching the image's torch
-    subprocess.run([*pip, "-e", str(REPO)], check=True)
+    r = subprocess.run([*pip, "--no-build-isolation", "-e", str(REPO)], capture_output=True, text=True)
+    package = "pip install -e (no deps)"
+    if r.returncode != 0:
+        why = ((r.stderr or r.stdout).strip().splitlines() or ["?"])[-1][:300]
+        log(f"  pip install -e failed ({why}); using {REPO / 'src'} on the path")
+        _on_path(REPO / "src")
+        package = f"src on the path (pip install -e failed: {why})"
     importlib.invalidate_caches()
     still = [dist for mod, dist in NEEDED.items() if importlib.util.find_spec(mod) is None]
+    if importlib.util.find_spec("irsam2") is None:
+        still.append("irsam2")
     if still:
         raise SystemExit(f"still missing after the install: {still}")
-    return {"installed_from_wheels": missing, "install_s": time.perf_counter() - t0}
+    return {"installed_from_wheels": missing, "package": package, "install_s": time.perf_counter() - t0}
 
 
 def environment() -> dict[str, Any]:
@@ -566,7 +592,10 @@ def summary(res: dict[str, Any]) -> str:
     machine = f"{env.get('gpu', 'CPU')} | torch {env.get('torch')} | mode {res['mode']}"
     rows.append(("machine", machine))
     if "install" in res:
-        rows.append(("install", f"from wheels: {res['install']['installed_from_wheels'] or 'none needed'}"))
+        ins = res["install"]
+        rows.append(
+            ("install", f"from wheels: {ins['installed_from_wheels'] or 'none needed'}; {ins['package']}")
+        )
     if "sync_test" in res:
         st = res["sync_test"]
         rows.append(

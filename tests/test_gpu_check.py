@@ -72,13 +72,69 @@ def test_unknown_training_row_is_a_clear_error(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--train-rows: unknown ['gpu-magic']" in r.stderr
 
 
-def test_a_failing_part_is_reported_and_the_check_goes_on() -> None:
+def _module():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     assert spec is not None and spec.loader is not None
     gc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gc)
+    return gc
+
+
+def _wheel(folder: Path, name: str) -> Path:
+    """A minimal pure-Python wheel of a one-module package ``name`` (what --prepare carries)."""
+    import zipfile
+
+    whl = folder / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": "VALUE = 42\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{k},,\n" for k in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(whl, "w") as z:
+        for k, v in {**files, f"{info}/RECORD": record}.items():
+            z.writestr(k, v)
+    return whl
+
+
+def test_install_puts_carried_wheels_on_the_path_and_falls_back_to_src(tmp_path: Path, monkeypatch) -> None:
+    """--install on the GPU machine: the missing package from .whl/ into a folder of its own on the path
+    (offline, the real pip), and, where `pip install -e` of this package fails (an image's setuptools too old
+    for pyproject's license field), the source folder on the path instead."""
+    import os
+    import subprocess as sp
+
+    gc = _module()
+    name = "irsam2_carried_probe"
+    wheels = tmp_path / "whl"
+    wheels.mkdir()
+    _wheel(wheels, name)
+    monkeypatch.setattr(gc, "WHEELS", wheels)
+    monkeypatch.setattr(gc, "SITE", tmp_path / "site")
+    monkeypatch.setattr(gc, "NEEDED", {name: name.replace("_", "-")})
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    real_run = sp.run
+
+    def run(cmd, *args, **kwargs):  # the editable install fails as an old setuptools would
+        if "-e" in cmd:
+            return sp.CompletedProcess(cmd, 1, "", "ERROR: setuptools>=77 is required")
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(gc.subprocess, "run", run)
+    res = gc.install()
+    assert res["installed_from_wheels"] == [name.replace("_", "-")]
+    assert (tmp_path / "site" / name / "__init__.py").is_file()
+    assert res["package"] == "src on the path (pip install -e failed: ERROR: setuptools>=77 is required)"
+    assert sys.path[:2] == [str(REPO / "src"), str(tmp_path / "site")]
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[:2] == [str(REPO / "src"), str(tmp_path / "site")]
+
+
+def test_a_failing_part_is_reported_and_the_check_goes_on() -> None:
+    gc = _module()
 
     def boom() -> dict:
         raise RuntimeError("inductor: no kernel for this op\nlong traceback ...")
