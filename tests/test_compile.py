@@ -60,35 +60,31 @@ def test_cuda_graph_runner_matches_eager() -> None:
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_train_compile_loss_matches_eager(tmp_path: Path) -> None:
-    """Forward and loss compiled as one function (train.compile_loss) on device batches (fixed shapes): the
-    same losses as eager, from one graph over two epochs."""
+@pytest.mark.parametrize("on_device", [True, False], ids=["on-device", "loader"])
+def test_train_compile_loss_matches_eager(tmp_path: Path, on_device: bool) -> None:
+    """Forward and loss compiled as one function (train.compile_loss): the same losses as eager. Device
+    batches have fixed shapes (one graph); the loader's number of targets changes from batch to batch: one
+    recompilation marks it dynamic, not one per batch."""
     from torch._dynamo.utils import counters
 
-    extra = {"train.epochs": 2, "data.on_device": True, "loss.schedule": False}
+    extra = {"train.epochs": 2, "data.on_device": on_device, "loss.schedule": False}
     eager = train("synthetic", overrides=tiny(tmp_path / "eager", **extra))
-    torch._dynamo.reset()
+    torch._dynamo.reset()  # no state from another test's shapes
     counters.clear()
     over = tiny(tmp_path / "compiled", **extra, **{"train.compile": True, "train.compile_loss": True})
     over["train.compile_backend"] = "aot_eager"
     compiled = train("synthetic", overrides=over)
     assert compiled.status == "completed" and compiled.first_step_s is not None
     assert len(compiled.step_losses) == len(eager.step_losses) == 4
-    assert compiled.step_losses == pytest.approx(eager.step_losses, rel=1e-4, abs=1e-5)
-    assert counters["stats"]["unique_graphs"] == 1
+    # the same computation up to float re-association, compounded over three Adan steps (lr 0.01); a missing
+    # or doubled loss term moves a loss by percents
+    assert compiled.step_losses == pytest.approx(eager.step_losses, rel=1e-3, abs=1e-5)
+    assert 1 <= counters["stats"]["unique_graphs"] <= (1 if on_device else 2)
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"train.compile_loss": True, "data.on_device": True},
-        {"train.compile_loss": True, "train.compile": True},
-    ],
-    ids=["without-compile", "loader-batches"],
-)
-def test_compile_loss_needs_compile_and_device_batches(extra: dict) -> None:
+def test_compile_loss_needs_compile() -> None:
     from irsam2.engine.config import load_config
     from irsam2.utils import UserError
 
-    with pytest.raises(UserError, match="train.compile_loss"):
-        load_config("synthetic", extra)
+    with pytest.raises(UserError, match="'train.compile_loss' needs train.compile"):
+        load_config("synthetic", {"train.compile_loss": True, "data.on_device": True})

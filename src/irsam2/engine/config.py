@@ -172,10 +172,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's forward (first step reports the compile time)
     compile_mode: str | None = None  # torch.compile mode: null (default), reduce-overhead, max-autotune
     compile_backend: str = "inductor"  # torch.compile backend (aot_eager / eager: quick checks on a CPU)
-    # with train.compile and data.on_device: forward and loss compiled as one function (engine/step.py
-    # compile_forward_loss), so the loss and its backward run as fused kernels too. The device batches have
-    # static shapes; the loader's target count changes per batch, and the loss's per-target draw
-    # (torch.randint of that length) does not trace with a symbolic length (torch 2.14)
+    # with train.compile: forward and loss compiled as one function (engine/step.py compile_forward_loss), so
+    # the loss and its backward run as fused kernels too. Device batches (data.on_device) have fixed shapes;
+    # the loader's number of targets changes per batch (one recompilation, then that length is dynamic)
     compile_loss: bool = False
     tensorboard: bool = True
     best_half: bool = False  # store best.pt's weights in float16 (half the size; last.pt stays float32)
@@ -317,10 +316,9 @@ class Config:
                 "must be inductor, aot_eager or eager",
             ),
             (
-                not self.train.compile_loss or (self.train.compile and self.data.on_device),
+                not self.train.compile_loss or self.train.compile,
                 "train.compile_loss",
-                "needs train.compile (it compiles the loss together with the model's forward) and "
-                "data.on_device (batches of fixed shape: the loader's number of targets changes per batch)",
+                "needs train.compile (it compiles the loss together with the model's forward)",
             ),
             (self.train.val_batch_size >= 1, "train.val_batch_size", "must be >= 1"),
             (

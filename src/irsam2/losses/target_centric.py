@@ -65,9 +65,15 @@ def draw_margins(
 ) -> torch.Tensor:
     """``n`` margins uniform in {low, ..., high}, drawn on the CPU (a seed gives the same draw anywhere).
 
-    On a GPU they travel through pinned memory without blocking the host (a pageable copy would sync)."""
-    m = torch.randint(low, high + 1, (n,), generator=generator)
+    On a GPU they travel through pinned memory without blocking the host (a pageable copy would sync).
+    Inside ``torch.compile`` (``train.compile_loss``) they are drawn on ``device`` itself, so that the
+    compiled step holds no host tensor and can be replayed as a CUDA graph: on a CPU that is the same draw,
+    on a GPU one from the GPU's generator. ``randint_like`` gives ``randint``'s numbers for a seed and, unlike
+    ``randint``, traces with a symbolic ``n`` (the loader's target count; torch 2.11-2.14)."""
     device = torch.device(device)
+    if generator is None and torch.compiler.is_compiling():
+        return torch.randint_like(torch.empty(n, dtype=torch.int64, device=device), low, high + 1)
+    m = torch.randint(low, high + 1, (n,), generator=generator)
     if device.type == "cuda":
         return m.pin_memory().to(device, non_blocking=True)
     return m.to(device)
