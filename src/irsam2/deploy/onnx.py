@@ -12,7 +12,8 @@ The export goes through the dynamo exporter (``torch.onnx.export(..., dynamo=Tru
 FFTs of the RHPM head (spec section 6). Two ops of RHPM have no ONNX translation in torch and get one here:
 ``aten.searchsorted`` (for a sorted ``s`` and value ``v``, the count of ``s < v``, ``<=`` for
 ``right=True``: an exact reformulation) and the stable ``aten.sort`` behind ``argsort(stable=True)``
-(``TopK`` over the axis).
+(``TopK`` over the axis). A third, the global ``aten.adaptive_max_pool2d`` of the RC blocks, has one only
+from torch 2.14 on, and gets one here for older torch (``ReduceMax`` and ``ArgMax``).
 """
 
 from __future__ import annotations
@@ -63,12 +64,28 @@ def _sort_onnx(self, stable=None, dim=-1, descending=False):  # noqa: ANN001, AN
     return values, indices
 
 
+def _global_max_pool_onnx(self, output_size):  # noqa: ANN001, ANN202
+    """ONNX translation of ``aten.adaptive_max_pool2d`` to 1 x 1 (the channel attention of the RC blocks),
+    which torch's exporter leaves untranslated before torch 2.14 ("No decompositions registered", torch
+    2.11): the maximum over H x W and the flat index of where it is."""
+    from onnxscript import opset18 as op
+
+    if list(output_size) != [1, 1]:
+        raise NotImplementedError(
+            f"adaptive_max_pool2d to {list(output_size)}: only 1 x 1 is translated here"
+        )
+    values = op.ReduceMax(self, [-2, -1], keepdims=1)
+    indices = op.Unsqueeze(op.ArgMax(op.Reshape(self, [0, 0, -1]), axis=-1, keepdims=1), [-1])
+    return values, indices
+
+
 def _custom_translations() -> dict:
     import torch
 
     return {
         torch.ops.aten.searchsorted.Tensor: _searchsorted_onnx,
         torch.ops.aten.sort.stable: _sort_onnx,
+        torch.ops.aten.adaptive_max_pool2d.default: _global_max_pool_onnx,
     }
 
 
