@@ -10,9 +10,9 @@ model is never saved (the last good ``last.pt`` / ``best.pt`` stay as they were)
 ``compile=True`` wraps the model's forward in ``torch.compile`` (:func:`compile_forward`); the loss and the
 optimizer stay eager. :func:`compile_forward_loss` compiles forward and loss as one function instead: one
 graph, and AOTAutograd's backward for both, so the loss's few hundred small ops (a kernel launch each on a
-GPU) fuse too. It needs batches of fixed shape (``data.on_device``: a fixed number of target slots per
-image): from the DataLoader the number of targets changes per batch, and the loss's per-target random draw
-does not trace with a symbolic length. The trainer reports the first step's wall time, which includes the
+GPU) fuse too. Device batches (``data.on_device``) have a fixed number of target slots per image, so one
+graph serves every step; from the DataLoader the number of targets changes per batch, which costs one
+recompilation with that length dynamic. The trainer reports the first step's wall time, which includes the
 compilation.
 
 Batches come in through :func:`to_device` (outside the step: pinned host memory, ``non_blocking`` copies);
