@@ -210,9 +210,9 @@ def sync_test() -> dict[str, Any]:
 
 # The training-throughput rows (section 3): the data source and torch.compile, so that one GPU call says which
 # is faster there (issue 12: "whichever measures faster"). "compile": the model's forward and its backward
-# (AOTAutograd), loss and optimizer eager; "compile-loss": forward and loss as one graph (train.compile_loss,
-# device batches only); "+cudagraphs": that graph replayed as a CUDA graph (mode reduce-overhead). The
-# optimizer (Adan, 15 foreach ops a step) stays eager in every row.
+# (AOTAutograd), loss and optimizer eager; "compile-loss": forward and loss as one graph (train.compile_loss);
+# "+cudagraphs": that graph replayed as a CUDA graph (mode reduce-overhead). The optimizer (Adan, 15 foreach
+# ops a step) stays eager in every row.
 TRAIN_ROWS: dict[str, dict[str, Any]] = {
     "loader": {"data.on_device": False, "train.compile": False},
     "on-device": {"data.on_device": True, "train.compile": False},
