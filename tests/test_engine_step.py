@@ -128,12 +128,13 @@ def test_a_scratch_recipe_step_has_no_host_sync_on_cpu() -> None:
 
 
 def test_a_compiled_forward_and_loss_step_has_no_host_sync_on_cpu() -> None:
-    """train.compile_loss's step: the compiled graph (aot_eager: the same aten graph inductor would get,
-    dispatched op by op) runs under the checker after its first call compiled it."""
+    """train.compile_loss's step: dynamo's graph of forward and loss (backend "eager": its ops dispatched one
+    by one; tests/test_compile.py checks the aot_eager graph against eager) runs under the checker after its
+    first call compiled it."""
     from irsam2.engine.step import compile_forward_loss
 
     step, model = _step("cpu", 20.0)
-    step.forward_loss = compile_forward_loss(model, step.loss_fn, step.autocast, backend="aot_eager")
+    step.forward_loss = compile_forward_loss(model, step.loss_fn, step.autocast, backend="eager")
     batch = to_device(_batch(), torch.device("cpu"))
     step([batch], ALL_ON)  # compiles
     with no_host_sync("cpu") as mode:
