@@ -333,8 +333,7 @@ def profile_shares(t: Any, steps: int) -> dict[str, float]:
                 b = to_device(b, dev, t.cfg.train.channels_last)
             if joint:
                 with record_function("forward+loss"):
-                    tensors = {k: v for k, v in b.items() if isinstance(v, torch.Tensor)}
-                    loss = step.forward_loss(b["image"], tensors, flags)
+                    loss = step.forward_loss(b, flags)
             else:
                 with record_function("forward"), step.autocast():
                     out = step.forward(b["image"])

@@ -58,19 +58,26 @@ def compile_forward_loss(
     autocast: Callable[[], contextlib.AbstractContextManager],
     mode: str | None = None,
     backend: str = "inductor",
-) -> Callable[[torch.Tensor, dict[str, torch.Tensor], Any], torch.Tensor]:
-    """``torch.compile`` of ``loss_fn(model(image), batch, flags)``, the forward under ``autocast()``.
+) -> Callable[[dict[str, Any], Any], torch.Tensor]:
+    """``loss_fn(model(batch["image"]), batch, flags)`` under ``torch.compile``, the forward under
+    ``autocast()``; the returned callable takes ``(batch, flags)``.
 
-    ``batch`` holds the batch's tensors only: its file names change every batch and would fail dynamo's
-    guards (a recompilation per step). ``flags`` (the loss schedule's switches) is guarded on: a change of
-    the schedule, once per run, recompiles."""
+    Only the batch's tensors enter the compiled function: its file names change every batch and would fail
+    dynamo's guards (a recompilation per step). ``flags`` (the loss schedule's switches) is guarded on: a
+    change of the schedule, once per run, recompiles."""
 
-    def forward_loss(image: torch.Tensor, batch: dict[str, torch.Tensor], flags: Any) -> torch.Tensor:
+    def forward_loss(image: torch.Tensor, tensors: dict[str, torch.Tensor], flags: Any) -> torch.Tensor:
         with autocast():
             outputs = model(image)
-        return loss_fn(outputs, batch, flags)
+        return loss_fn(outputs, tensors, flags)
 
-    return torch.compile(forward_loss, mode=mode, backend=backend)
+    compiled = torch.compile(forward_loss, mode=mode, backend=backend)
+
+    def call(batch: dict[str, Any], flags: Any) -> torch.Tensor:
+        tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        return compiled(batch["image"], tensors, flags)
+
+    return call
 
 
 @dataclass
@@ -122,7 +129,7 @@ class TrainStep:
         grad_clip: float | None = None,
         no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
         forward: Callable[[torch.Tensor], Any] | None = None,
-        forward_loss: Callable[[torch.Tensor, dict[str, torch.Tensor], Any], torch.Tensor] | None = None,
+        forward_loss: Callable[[dict[str, Any], Any], torch.Tensor] | None = None,
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
@@ -153,8 +160,7 @@ class TrainStep:
             sync = self.no_sync()
         with sync:
             if self.forward_loss is not None:
-                tensors = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-                loss = self.forward_loss(batch["image"], tensors, flags)
+                loss = self.forward_loss(batch, flags)
             else:
                 with self.autocast():
                     outputs = self.forward(batch["image"])
